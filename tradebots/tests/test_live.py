@@ -1,0 +1,161 @@
+"""The WebSocket at /ws/updates/ over the real Redis channel layer, and the Celery worker."""
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from tradebots import live
+from tradebots.asgi import application
+from tradebots.tasks import ping_worker
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+RECEIVE_TIMEOUT_SECONDS = 10
+
+
+def _session_cookie(client, user) -> tuple[bytes, bytes]:
+    client.force_login(user)
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+def test_websocket_refuses_anonymous_users(transactional_db):
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN])
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_websocket_refuses_foreign_origins(transactional_db, client, user):
+    cookie = _session_cookie(client, user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            application, "/ws/updates/", headers=[(b"origin", b"https://evil.example"), cookie]
+        )
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_broadcast_reaches_a_logged_in_socket(transactional_db, client, user):
+    cookie = _session_cookie(client, user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(live.toast)("Order filled", "success")
+        message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
+        await communicator.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+
+    assert 'id="toasts" hx-swap-oob="beforeend"' in message
+    assert "toast-success" in message
+    assert "Order filled" in message
+
+
+def test_broadcast_escapes_what_it_renders(transactional_db, client, user):
+    cookie = _session_cookie(client, user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        await communicator.connect()
+        await sync_to_async(live.toast)("<script>alert(1)</script>")
+        message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
+        await communicator.disconnect()
+        return message
+
+    assert "&lt;script&gt;" in async_to_sync(scenario)()
+
+
+def test_broadcast_on_commit_waits_for_the_commit(transactional_db, client, user):
+    from django.db import transaction
+
+    cookie = _session_cookie(client, user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        await communicator.connect()
+
+        def rolled_back_then_committed():
+            try:
+                with transaction.atomic():
+                    live.toast_on_commit("never sent")
+                    raise RuntimeError("roll back")
+            except RuntimeError:
+                pass
+            with transaction.atomic():
+                live.toast_on_commit("sent after commit")
+
+        await sync_to_async(rolled_back_then_committed)()
+        message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
+        nothing_else = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return message, nothing_else
+
+    message, nothing_else = async_to_sync(scenario)()
+
+    assert "sent after commit" in message
+    assert nothing_else
+
+
+def test_task_round_trips_through_a_real_worker_and_reaches_the_socket(
+    transactional_db, client, user, celery_worker
+):
+    cookie = _session_cookie(client, user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        await communicator.connect()
+        result = await sync_to_async(ping_worker.delay)("alice")
+        answer = await sync_to_async(result.get)(timeout=RECEIVE_TIMEOUT_SECONDS)
+        message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
+        await communicator.disconnect()
+        return answer, message
+
+    answer, message = async_to_sync(scenario)()
+
+    assert answer == "Worker answered the ping from alice."
+    assert "Worker answered the ping from alice." in message
+
+
+def test_ping_worker_button_reports_an_unreachable_queue(user_client, settings, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(ping_worker, "delay", refuse)
+
+    response = user_client.post("/system/ping-worker/")
+
+    assert response.status_code == 200
+    assert "Could not reach the task queue" in response.content.decode()
+
+
+def test_heartbeat_from_the_worker_refreshes_the_status_card_live(
+    transactional_db, client, user, celery_worker
+):
+    from tradebots import health
+    from tradebots.tasks import record_heartbeat
+
+    cookie = _session_cookie(client, user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        await communicator.connect()
+        result = await sync_to_async(record_heartbeat.delay)()
+        await sync_to_async(result.get)(timeout=RECEIVE_TIMEOUT_SECONDS)
+        message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
+        await communicator.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+
+    assert message.startswith('<section id="system-status"')
+    assert health.check_worker().ok

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", include("accounts.urls")),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("system/status/", views.system_status, name="system-status"),
+    path("system/ping-worker/", views.ping_worker_view, name="ping-worker"),
+    path("api/", include("tradebots.api_urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "tradebots.views.not_found"
+handler500 = "tradebots.views.server_error"
