@@ -32,6 +32,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _never_a_real_broker(settings):
+    """Keys in a developer's .env must not send test orders to Alpaca: tests use the paper
+    exchange unless they point an AlpacaBroker at the fake server themselves."""
+    settings.ALPACA_API_KEY = settings.ALPACA_SECRET_KEY = ""
+
+
 @pytest.fixture
 def user(db):
     from accounts.tests.factories import UserFactory

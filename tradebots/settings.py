@@ -6,6 +6,7 @@ built-in paper exchange, DEBUG off.
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -37,14 +38,26 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
 
 
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+def _env_parsed(name: str, default, parse, what: str):
+    raw = env_str(name)
+    if not raw:
         return default
     try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+        return parse(raw)
+    except (ValueError, InvalidOperation):
+        raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}") from None
+
+
+def env_int(name: str, default: int) -> int:
+    return _env_parsed(name, default, int, "a whole number")
+
+
+def env_float(name: str, default: float) -> float:
+    return _env_parsed(name, default, float, "a number")
+
+
+def env_decimal(name: str, default: str) -> Decimal:
+    return _env_parsed(name, Decimal(default), Decimal, "a decimal number")
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -94,6 +107,7 @@ INSTALLED_APPS = [
     "accounts",
     "bots",
     "trading",
+    "trading.broker.paper",
     "reconciliation",
 ]
 
@@ -202,8 +216,20 @@ ALPACA_PAPER = env_bool("ALPACA_PAPER", True)
 ALPACA_BASE_URL = env_str("ALPACA_BASE_URL").rstrip("/") or None
 ALPACA_DATA_URL = env_str("ALPACA_DATA_URL").rstrip("/") or None
 ALPACA_DATA_FEED = env_str("ALPACA_DATA_FEED", "iex")
+# Seconds before a call to Alpaca is abandoned (alpaca-py itself sets no timeout at all).
+ALPACA_CONNECT_TIMEOUT_SECONDS = env_float("ALPACA_CONNECT_TIMEOUT_SECONDS", 5.0)
+ALPACA_READ_TIMEOUT_SECONDS = env_float("ALPACA_READ_TIMEOUT_SECONDS", 15.0)
+# alpaca-py's own wait between its retries of a 429 or 504.
+ALPACA_RETRY_WAIT_SECONDS = env_float("ALPACA_RETRY_WAIT_SECONDS", 3.0)
 if bool(ALPACA_API_KEY) != bool(ALPACA_SECRET_KEY):
     raise ImproperlyConfigured("Set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither.")
+
+# The built-in paper exchange (used when no Alpaca keys are set).
+PAPER_STARTING_CASH = env_decimal("PAPER_STARTING_CASH", "100000")
+# Market orders fill this many basis points worse than the synthetic price.
+PAPER_SLIPPAGE_BPS = env_decimal("PAPER_SLIPPAGE_BPS", "5")
+# false: the paper clock follows NYSE regular hours (Mon-Fri 9:30-16:00 New York, no holidays).
+PAPER_MARKET_ALWAYS_OPEN = env_bool("PAPER_MARKET_ALWAYS_OPEN", True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
