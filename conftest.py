@@ -104,6 +104,7 @@ def daphne_url(django_db_setup, tmp_path_factory):
         server.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.kill()
+        server.wait()
 
 
 @pytest.fixture
@@ -114,6 +115,7 @@ def page(monkeypatch):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop on this thread; the ORM calls the test makes
@@ -125,3 +127,6 @@ def page(monkeypatch):
         page.set_default_timeout(10_000)
         yield page
         browser.close()
+        # While Playwright's loop runs, the ORM works on a connection local to that context,
+        # which the test database teardown cannot see; close it here.
+        connections.close_all()

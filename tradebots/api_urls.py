@@ -3,7 +3,13 @@
 from django.urls import path
 
 from accounts import api as accounts_api
+from bots import api as bots_api
 
 urlpatterns = [
     path("me", accounts_api.me, name="api-me"),
+    path("bots", bots_api.bots, name="api-bots"),
+    path("bots/<uuid:pk>", bots_api.bot, name="api-bot"),
+    path("bots/<uuid:pk>/start", bots_api.bot_lifecycle, {"action": "start"}, name="api-bot-start"),
+    path("bots/<uuid:pk>/pause", bots_api.bot_lifecycle, {"action": "pause"}, name="api-bot-pause"),
+    path("bots/<uuid:pk>/stop", bots_api.bot_lifecycle, {"action": "stop"}, name="api-bot-stop"),
 ]

@@ -1,0 +1,80 @@
+import uuid
+
+from django.db import models
+
+
+def default_strategy() -> dict:
+    from .strategy import Strategy
+
+    return Strategy.default().to_dict()
+
+
+class Bot(models.Model):
+    class Status(models.TextChoices):
+        STOPPED = "stopped", "Stopped"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        ERROR = "error", "Error"
+
+    class Timeframe(models.TextChoices):
+        MIN_1 = "1Min", "1 minute"
+        MIN_5 = "5Min", "5 minutes"
+        MIN_15 = "15Min", "15 minutes"
+        HOUR_1 = "1Hour", "1 hour"
+        DAY_1 = "1Day", "1 day"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    symbol = models.CharField(max_length=12, db_index=True)
+    capital = models.DecimalField(max_digits=14, decimal_places=2)
+    timeframe = models.CharField(max_length=6, choices=Timeframe.choices, default=Timeframe.MIN_5)
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.STOPPED, db_index=True
+    )
+    last_error = models.TextField(blank=True)
+    strategy = models.JSONField(default=default_strategy)
+    stop_loss_pct = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    take_profit_pct = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "created_at")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(capital__gt=0), name="bot_capital_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.symbol})"
+
+    @property
+    def short_id(self) -> str:
+        """The part of the id that every client_order_id of this bot carries."""
+        return self.id.hex[:8]
+
+
+class BotStatusChange(models.Model):
+    """Who or what changed a bot's status, why, and when."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=8, choices=Bot.Status.choices, blank=True)
+    to_status = models.CharField(max_length=8, choices=Bot.Status.choices)
+    actor = models.CharField(max_length=150)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self):
+        return f"{self.bot}: {self.from_status or 'new'} → {self.to_status} by {self.actor}"
+
+
+class AllocationLock(models.Model):
+    """A single row whose lock serialises every capital check with the write that follows it, so
+    concurrent requests cannot together allocate more than the buying power."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+
+    def __str__(self):
+        return "capital allocation lock"

@@ -1,0 +1,144 @@
+"""The bots JSON API: same services as the pages, errors as 4xx JSON."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from bots.models import Bot
+from bots.tests.factories import BotFactory
+
+pytestmark = pytest.mark.django_db
+
+NEW_BOT = {
+    "name": "MSFT crossover",
+    "symbol": "msft",
+    "capital": "2500.00",
+    "timeframe": "15Min",
+    "stop_loss_pct": "5",
+    "take_profit_pct": "10",
+    "strategy": {
+        "indicators": {"sma_cross": {"enabled": True, "fast": 10, "slow": 30}},
+        "buy_rule": "sma_cross",
+        "sell_rule": "sma_cross",
+    },
+}
+
+
+def post(client, url, body):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def put(client, url, body):
+    return client.put(url, json.dumps(body), content_type="application/json")
+
+
+def test_create_and_read_a_bot(user_client, buying_power):
+    buying_power("10000")
+
+    created = post(user_client, "/api/bots", NEW_BOT)
+
+    assert created.status_code == 201
+    body = created.json()
+    assert body["symbol"] == "MSFT"
+    assert body["capital"] == "2500.00"
+    assert body["status"] == "stopped"
+    assert body["stop_loss_pct"] == "5.00"
+    assert body["strategy"]["indicators"]["sma_cross"] == {"enabled": True, "fast": 10, "slow": 30}
+    assert body["strategy"]["indicators"]["rsi"]["enabled"] is False
+    assert user_client.get(f"/api/bots/{body['id']}").json() == body
+    assert [b["id"] for b in user_client.get("/api/bots").json()["bots"]] == [body["id"]]
+
+
+def test_validation_errors_name_the_fields(user_client, buying_power):
+    buying_power("10000")
+    bad = {
+        **NEW_BOT,
+        "capital": "-1",
+        "symbol": "",
+        "strategy": {"indicators": {"sma_cross": {"enabled": True, "fast": 30, "slow": 10}},
+                     "buy_rule": "sma_cross", "sell_rule": "sma_cross"},
+    }  # fmt: skip
+
+    response = post(user_client, "/api/bots", bad)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "Invalid bot"
+    assert set(body["fields"]) >= {"capital", "symbol", "sma_cross_fast"}
+    assert not Bot.objects.exists()
+
+
+def test_capital_errors_name_the_numbers(user_client, buying_power):
+    buying_power("2000")
+
+    response = post(user_client, "/api/bots", NEW_BOT)
+
+    assert response.status_code == 400
+    assert response.json()["fields"]["capital"] == (
+        "Capital $2,500.00 exceeds the available $2,000.00 "
+        "(buying power $2,000.00 − allocated $0.00)."
+    )
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", '{"strategy": 5}'])
+def test_malformed_bodies_are_400_json(user_client, body):
+    response = user_client.post("/api/bots", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_update_changes_only_what_is_sent(user_client, buying_power):
+    buying_power("10000")
+    bot = BotFactory(name="Before", capital=Decimal("1000"))
+
+    response = put(user_client, f"/api/bots/{bot.pk}", {"name": "After", "capital": "3000"})
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "After"
+    bot.refresh_from_db()
+    assert (bot.name, bot.capital, bot.symbol) == ("After", Decimal("3000"), "AAPL")
+    assert bot.strategy["indicators"]["rsi"]["enabled"] is True
+
+
+def test_lifecycle_endpoints(user_client, buying_power):
+    buying_power("10000")
+    bot = BotFactory()
+
+    started = user_client.post(f"/api/bots/{bot.pk}/start")
+    paused = user_client.post(f"/api/bots/{bot.pk}/pause")
+    again = user_client.post(f"/api/bots/{bot.pk}/pause")
+    stopped = user_client.post(f"/api/bots/{bot.pk}/stop")
+
+    assert (started.status_code, started.json()["status"]) == (200, "running")
+    assert (paused.status_code, paused.json()["status"]) == (200, "paused")
+    assert again.status_code == 409
+    assert again.json()["error"].startswith("Cannot pause")
+    assert stopped.json()["status"] == "stopped"
+
+
+def test_start_refused_when_buying_power_dropped(user_client, buying_power):
+    buying_power("500")
+    bot = BotFactory(capital=Decimal("1000"))
+
+    response = user_client.post(f"/api/bots/{bot.pk}/start")
+
+    assert response.status_code == 409
+    assert "buying power is $500.00" in response.json()["error"]
+
+
+def test_delete(user_client):
+    bot = BotFactory()
+
+    response = user_client.delete(f"/api/bots/{bot.pk}")
+
+    assert response.status_code == 204
+    assert user_client.get(f"/api/bots/{bot.pk}").status_code == 404
+
+
+def test_unknown_bot_is_404_json(user_client):
+    response = user_client.get("/api/bots/8d0c4f51-6f3f-4c67-9d58-8d0e2f9b1c11")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}

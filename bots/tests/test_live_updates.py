@@ -1,0 +1,33 @@
+"""Every bot status change reaches open pages over the WebSocket."""
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from bots import services
+from bots.tests.factories import BotFactory
+from tradebots.asgi import application
+
+
+def test_a_status_change_pushes_the_bots_card(transactional_db, client, user, buying_power):
+    buying_power("5000")
+    bot = BotFactory(name="Pushed")
+    client.force_login(user)
+    headers = [
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(services.start_bot)(bot, "alice")
+        message = await communicator.receive_from(timeout=10)
+        await communicator.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+
+    assert message.startswith(f'<article id="bot-{bot.pk}"')
+    assert 'hx-swap-oob="true"' in message
+    assert 'data-testid="bot-status">Running<' in message

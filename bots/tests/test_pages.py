@@ -1,0 +1,197 @@
+"""The bot pages: list, form with inline validation, detail, lifecycle buttons, delete."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from bots.models import Bot
+from bots.tests.conftest import bot_form_data
+from bots.tests.factories import BotFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_list_shows_one_card_per_bot_with_its_buttons(user_client, buying_power):
+    buying_power("5000")
+    running = BotFactory(name="Runner", status=Bot.Status.RUNNING, capital=Decimal("1200"))
+    BotFactory(name="Idle", status=Bot.Status.STOPPED)
+
+    html = user_client.get(reverse("bots:list")).content.decode()
+
+    assert f'id="bot-{running.pk}"' in html
+    assert "Runner" in html and "Idle" in html
+    assert "$1,200.00" in html
+    assert reverse("bots:pause", args=[running.pk]) in html
+    assert "Available" in html and "$2,800.00" in html
+
+
+def test_list_query_count_does_not_grow_with_the_number_of_bots(
+    user_client, buying_power, django_assert_max_num_queries
+):
+    buying_power("100000")
+    BotFactory.create_batch(2)
+    with django_assert_max_num_queries(20) as few:
+        user_client.get(reverse("bots:list"))
+    BotFactory.create_batch(30)
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = user_client.get(reverse("bots:list"))
+
+    assert response.content.decode().count('class="card bot-card') == 32
+
+
+def test_new_bot_form_shows_available_capital_before_typing(user_client, buying_power):
+    buying_power("5000")
+    BotFactory(capital=Decimal("1500"))
+
+    html = user_client.get(reverse("bots:create")).content.decode()
+
+    assert "Available: $3,500.00" in html
+    assert 'hx-post="/bots/validate/"' in html
+
+
+def test_creating_a_bot_redirects_to_it(user_client, buying_power):
+    buying_power("5000")
+
+    response = user_client.post(reverse("bots:create"), bot_form_data())
+
+    bot = Bot.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("bots:detail", args=[bot.pk])
+    assert (bot.name, bot.symbol, bot.capital) == ("Apple RSI", "AAPL", Decimal("1000"))
+    assert bot.strategy["indicators"]["rsi"]["enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("capital", "-5", "Ensure this value is greater than or equal to 0.01."),
+        ("capital", "0", "Ensure this value is greater than or equal to 0.01."),
+        ("capital", "lots", "Enter a number."),
+        ("capital", "1e30", "Ensure that there are no more than 14 digits in total."),
+        ("capital", "9000", "Capital $9,000.00 exceeds the available $5,000.00"),
+        ("symbol", "ZZZZ", "Unknown symbol ZZZZ."),
+        ("symbol", "not a symbol", "Enter a ticker symbol such as AAPL or BRK.B."),
+        ("name", "", "This field is required."),
+        ("rsi_period", "1", "RSI"),
+        ("stop_loss_pct", "0", "Ensure this value is greater than or equal to 0.01."),
+    ],
+)
+def test_bad_input_gets_an_inline_error_and_creates_nothing(
+    user_client, buying_power, field, value, message
+):
+    buying_power("5000")
+
+    response = user_client.post(reverse("bots:create"), bot_form_data(**{field: value}))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    error_line = html.split(f'id="error-{field}"')[1].split("</div>")[0]
+    assert message in error_line
+    assert not Bot.objects.exists()
+
+
+def test_fast_period_not_below_slow_is_an_inline_error(user_client, buying_power):
+    buying_power("5000")
+    data = bot_form_data(sma_cross_enabled="on", sma_cross_fast="30", sma_cross_slow="30")
+
+    html = user_client.post(reverse("bots:create"), data).content.decode()
+
+    assert (
+        "Fast period must be shorter than slow period" in html.split('id="error-sma_cross_fast"')[1]
+    )
+    assert not Bot.objects.exists()
+
+
+def test_a_field_is_validated_as_the_user_leaves_it(user_client, buying_power):
+    buying_power("5000")
+    url = reverse("bots:validate")
+
+    over = user_client.post(url, bot_form_data(capital="6000", _field="capital"))
+    fine = user_client.post(url, bot_form_data(capital="100", _field="capital"))
+    symbol = user_client.post(url, bot_form_data(symbol="zzzz", _field="symbol"))
+
+    assert '<div id="error-capital"' in over.content.decode()
+    assert "exceeds the available $5,000.00" in over.content.decode()
+    assert (
+        '<div id="error-capital" class="field-error" role="alert"></div>' in fine.content.decode()
+    )
+    assert "Unknown symbol ZZZZ." in symbol.content.decode()
+
+
+def test_editing_checks_capital_without_counting_the_bot_twice(user_client, buying_power):
+    buying_power("5000")
+    bot = BotFactory(capital=Decimal("4000"))
+    url = reverse("bots:validate-existing", args=[bot.pk])
+
+    response = user_client.post(url, bot_form_data(capital="5000", _field="capital"))
+    saved = user_client.post(reverse("bots:edit", args=[bot.pk]), bot_form_data(capital="5000"))
+
+    assert 'role="alert"></div>' in response.content.decode()
+    assert saved.status_code == 302
+    bot.refresh_from_db()
+    assert bot.capital == Decimal("5000")
+
+
+def test_lifecycle_buttons_swap_the_card_in_place(user_client, buying_power):
+    buying_power("5000")
+    bot = BotFactory()
+
+    response = user_client.post(
+        reverse("bots:start", args=[bot.pk]), headers={"HX-Request": "true"}
+    )
+
+    html = response.content.decode()
+    assert html.startswith(f'<article id="bot-{bot.pk}"')
+    assert 'data-testid="bot-status">Running<' in html
+    assert "is running" in html  # the toast
+    bot.refresh_from_db()
+    assert bot.status == "running"
+
+
+def test_a_refused_start_says_why_in_a_toast(user_client, buying_power):
+    buying_power("500")
+    bot = BotFactory(capital=Decimal("1000"))
+
+    response = user_client.post(
+        reverse("bots:start", args=[bot.pk]), headers={"HX-Request": "true"}
+    )
+
+    assert "toast-error" in response.content.decode()
+    assert "buying power is $500.00" in response.content.decode()
+    bot.refresh_from_db()
+    assert bot.status == "stopped"
+
+
+def test_detail_shows_configuration_history_and_chart_data(user_client, buying_power):
+    buying_power("5000")
+    bot = BotFactory(name="Charted")
+    user_client.post(reverse("bots:start", args=[bot.pk]))
+
+    html = user_client.get(reverse("bots:detail", args=[bot.pk])).content.decode()
+
+    assert "Charted" in html
+    assert "Stopped → Running" in html
+    assert 'id="bot-chart-data"' in html and '"bars": [{"time"' in html
+    assert "lightweight-charts-4.2.3.standalone.production.js" in html
+
+
+def test_delete_asks_then_deletes(user_client):
+    bot = BotFactory(name="Doomed")
+
+    confirm = user_client.get(reverse("bots:delete", args=[bot.pk]))
+    response = user_client.post(reverse("bots:delete", args=[bot.pk]))
+
+    assert "Delete Doomed?" in confirm.content.decode()
+    assert response["Location"] == reverse("bots:list")
+    assert not Bot.objects.exists()
+
+
+def test_delete_of_a_running_bot_is_refused(user_client):
+    bot = BotFactory(status=Bot.Status.RUNNING)
+
+    response = user_client.post(reverse("bots:delete", args=[bot.pk]), follow=True)
+
+    assert "before deleting it" in response.content.decode()
+    assert Bot.objects.exists()

@@ -1,0 +1,808 @@
+"""The strategy layer on constructed bar series whose signals are known in advance."""
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bots.strategy import (
+    INDICATOR_NAMES,
+    Action,
+    BollingerConfig,
+    EmaCrossConfig,
+    MacdConfig,
+    RsiConfig,
+    SmaCrossConfig,
+    StochasticConfig,
+    Strategy,
+    evaluate,
+    flat_fields,
+    indicator_series,
+    stop_loss_price,
+    stop_loss_reason,
+    take_profit_price,
+    take_profit_reason,
+    validate_strategy,
+    warmup_bars,
+)
+
+START = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Bar:
+    timestamp: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+def make_bars(closes, spread=1):
+    """One-minute bars at the given closes, each with high/low `spread` above/below the close."""
+    bars = []
+    for index, close in enumerate(closes):
+        close = Decimal(str(close))
+        bars.append(
+            Bar(
+                timestamp=START + timedelta(minutes=index),
+                open=close,
+                high=close + spread,
+                low=close - spread,
+                close=close,
+                volume=Decimal(1000),
+            )
+        )
+    return bars
+
+
+def only(key, config, rule=None):
+    """A strategy with one enabled indicator, both rules naming it (or the given rule)."""
+    rule = rule or key
+    return Strategy(**{key: config}, buy_rule=rule, sell_rule=rule)
+
+
+FALLING = [100 - index for index in range(30)]
+RISING = [100 + index for index in range(30)]
+
+
+# --- RSI ------------------------------------------------------------------------------------
+
+
+def test_rsi_buys_a_steadily_falling_series():
+    signal = evaluate(Strategy.default(), make_bars(FALLING), holding=False)
+
+    assert signal.action is Action.BUY
+    assert signal.fired == ("rsi",)
+    assert signal.reason == "RSI buy signal"
+    assert signal.values == {"rsi": {"rsi": Decimal("0.0000")}}
+
+
+def test_rsi_sells_a_steadily_rising_series_when_holding():
+    signal = evaluate(Strategy.default(), make_bars(RISING), holding=True)
+
+    assert signal.action is Action.SELL
+    assert signal.fired == ("rsi",)
+    assert signal.reason == "RSI sell signal"
+    assert signal.values == {"rsi": {"rsi": Decimal("100.0000")}}
+
+
+def test_rsi_value_matches_wilder_smoothing_by_hand():
+    # Period 2 (alpha 1/2): gains 0, 2, 0 average to 0.5; losses 0, 0, 1 average to 0.5; RS 1.
+    strategy = only("rsi", RsiConfig(enabled=True, period=2))
+
+    signal = evaluate(strategy, make_bars([10, 12, 11]), holding=False)
+
+    assert signal.values == {"rsi": {"rsi": Decimal("50.0000")}}
+    assert signal.action is Action.HOLD
+    assert signal.reason == "No signal"
+    assert signal.fired == ()
+
+
+def test_rsi_levels_are_strict():
+    # RSI is exactly 50 (see above): on the oversold or the overbought level it does not vote.
+    at_oversold = only("rsi", RsiConfig(enabled=True, period=2, oversold=50, overbought=70))
+    at_overbought = only("rsi", RsiConfig(enabled=True, period=2, oversold=30, overbought=50))
+    bars = make_bars([10, 12, 11])
+
+    assert evaluate(at_oversold, bars, holding=False).action is Action.HOLD
+    assert evaluate(at_overbought, bars, holding=True).action is Action.HOLD
+
+
+# --- MACD -----------------------------------------------------------------------------------
+
+MACD_FAST = MacdConfig(enabled=True, fast=2, slow=4, signal=2)
+MACD_DIP_THEN_TURN = [10] * 5 + [9, 8, 7, 6, 5, 5.5]
+
+
+def test_macd_buys_when_its_line_crosses_above_the_signal_on_the_last_bar():
+    bars = make_bars(MACD_DIP_THEN_TURN)
+
+    before = evaluate(only("macd", MACD_FAST), bars[:-1], holding=False)
+    signal = evaluate(only("macd", MACD_FAST), bars, holding=False)
+
+    assert before.action is Action.HOLD
+    assert before.values["macd"]["diff"] == Decimal("-0.0484")
+    assert signal.action is Action.BUY
+    assert signal.reason == "MACD buy signal"
+    assert signal.values["macd"] == {
+        "macd": Decimal("-0.5307"),
+        "signal": Decimal("-0.6328"),
+        "diff": Decimal("0.1021"),
+    }
+
+
+def test_macd_sells_when_its_line_crosses_below_the_signal_on_the_last_bar():
+    mirrored = [20 - close for close in MACD_DIP_THEN_TURN]
+    bars = make_bars(mirrored)
+
+    assert evaluate(only("macd", MACD_FAST), bars[:-1], holding=True).action is Action.HOLD
+    signal = evaluate(only("macd", MACD_FAST), bars, holding=True)
+
+    assert signal.action is Action.SELL
+    assert signal.reason == "MACD sell signal"
+    assert signal.values["macd"]["diff"] == Decimal("-0.1021")
+
+
+# --- Bollinger Bands --------------------------------------------------------------------------
+
+BOLLINGER_5_1 = BollingerConfig(enabled=True, window=5, std=Decimal(1))
+
+
+def test_bollinger_buys_a_close_far_below_the_lower_band():
+    # Window [10, 10, 10, 10, 0]: mean 8, population std 4, so the bands are 4 / 8 / 12.
+    signal = evaluate(only("bollinger", BOLLINGER_5_1), make_bars([10] * 5 + [0]), holding=False)
+
+    assert signal.action is Action.BUY
+    assert signal.reason == "Bollinger Bands buy signal"
+    assert signal.values == {
+        "bollinger": {
+            "upper": Decimal("12.0000"),
+            "middle": Decimal("8.0000"),
+            "lower": Decimal("4.0000"),
+        }
+    }
+
+
+def test_bollinger_sells_a_close_far_above_the_upper_band():
+    signal = evaluate(only("bollinger", BOLLINGER_5_1), make_bars([10] * 5 + [20]), holding=True)
+
+    assert signal.action is Action.SELL
+    assert signal.reason == "Bollinger Bands sell signal"
+    assert signal.values["bollinger"]["upper"] == Decimal("16.0000")
+
+
+def test_bollinger_bands_are_strict():
+    # Window [10, 0] with one deviation: bands 0 / 5 / 10, and the close sits on the band.
+    strategy = only("bollinger", BollingerConfig(enabled=True, window=2, std=Decimal(1)))
+
+    on_lower = evaluate(strategy, make_bars([10, 10, 0]), holding=False)
+    on_upper = evaluate(strategy, make_bars([0, 0, 10]), holding=True)
+
+    assert on_lower.values["bollinger"]["lower"] == Decimal("0.0000")
+    assert on_lower.action is Action.HOLD
+    assert on_upper.values["bollinger"]["upper"] == Decimal("10.0000")
+    assert on_upper.action is Action.HOLD
+
+
+def test_bollinger_holds_inside_the_bands():
+    closes = [100, 101] * 10 + [100]
+    strategy = only("bollinger", BollingerConfig(enabled=True))
+
+    assert evaluate(strategy, make_bars(closes), holding=False).action is Action.HOLD
+    assert evaluate(strategy, make_bars(closes), holding=True).action is Action.HOLD
+
+
+# --- Moving-average crossovers ----------------------------------------------------------------
+
+# 30 flat bars, a 15-bar dip to 85, then a rally of +2 a bar: the 10-bar SMA climbs back over
+# the 30-bar SMA exactly on the last bar (94.0 < 94.5 on the bar before, 96.0 > 94.6667 on it).
+DIP_THEN_RALLY = [100] * 30 + list(range(99, 84, -1)) + list(range(87, 106, 2))
+
+
+def test_sma_crossover_buys_exactly_on_the_bar_where_fast_crosses_above_slow():
+    strategy = only("sma_cross", SmaCrossConfig(enabled=True))
+    bars = make_bars(DIP_THEN_RALLY)
+
+    before = evaluate(strategy, bars[:-1], holding=False)
+    signal = evaluate(strategy, bars, holding=False)
+
+    assert before.action is Action.HOLD
+    assert before.values == {"sma_cross": {"fast": Decimal("94.0000"), "slow": Decimal("94.5000")}}
+    assert signal.action is Action.BUY
+    assert signal.fired == ("sma_cross",)
+    assert signal.reason == "SMA crossover buy signal"
+    assert signal.values == {"sma_cross": {"fast": Decimal("96.0000"), "slow": Decimal("94.6667")}}
+
+
+def test_sma_crossover_counts_leaving_equal_averages_upwards_as_a_cross():
+    strategy = only("sma_cross", SmaCrossConfig(enabled=True, fast=2, slow=3))
+    # Both SMAs are 100 until the last bar lifts SMA2 to 100.5 over SMA3's 100.3333.
+    bars = make_bars([100] * 5 + [101])
+
+    assert evaluate(strategy, bars[:-1], holding=False).action is Action.HOLD
+    assert evaluate(strategy, bars, holding=False).action is Action.BUY
+
+
+def test_sma_crossover_does_not_buy_again_on_the_bar_after_the_cross():
+    strategy = only("sma_cross", SmaCrossConfig(enabled=True))
+    bars = make_bars([*DIP_THEN_RALLY, 107])
+
+    assert evaluate(strategy, bars, holding=False).action is Action.HOLD
+
+
+def test_sma_crossover_sells_when_fast_crosses_below_slow():
+    strategy = only("sma_cross", SmaCrossConfig(enabled=True, fast=2, slow=3))
+    # SMA2: -, 8.5, 9.5, 10.5, 9.5; SMA3: -, -, 9, 10, 9.6667: fast drops under slow at the end.
+    bars = make_bars([8, 9, 10, 11, 8])
+
+    before = evaluate(strategy, bars[:-1], holding=True)
+    signal = evaluate(strategy, bars, holding=True)
+
+    assert (before.action, before.reason) == (Action.HOLD, "No signal")
+    assert signal.action is Action.SELL
+    assert signal.reason == "SMA crossover sell signal"
+    assert signal.values == {"sma_cross": {"fast": Decimal("9.5000"), "slow": Decimal("9.6667")}}
+
+
+def test_ema_crossover_sells_when_fast_crosses_below_slow():
+    strategy = only("ema_cross", EmaCrossConfig(enabled=True))
+    rise_then_fall = [100] * 30 + list(range(101, 116)) + list(range(113, 98, -2))
+    bars = make_bars(rise_then_fall)
+
+    before = evaluate(strategy, bars[:-1], holding=True)
+    signal = evaluate(strategy, bars, holding=True)
+
+    assert before.action is Action.HOLD
+    assert before.values["ema_cross"]["fast"] > before.values["ema_cross"]["slow"]
+    assert signal.action is Action.SELL
+    assert signal.reason == "EMA crossover sell signal"
+    assert signal.values["ema_cross"]["fast"] < signal.values["ema_cross"]["slow"]
+
+
+def test_ema_crossover_buys_the_mirrored_series():
+    strategy = only("ema_cross", EmaCrossConfig(enabled=True))
+    fall_then_rise = [100] * 30 + list(range(99, 84, -1)) + list(range(87, 102, 2))
+
+    signal = evaluate(strategy, make_bars(fall_then_rise), holding=False)
+
+    assert signal.action is Action.BUY
+    assert signal.reason == "EMA crossover buy signal"
+
+
+# --- Stochastic -------------------------------------------------------------------------------
+
+STOCHASTIC_3_2 = StochasticConfig(enabled=True, k=3, d=2)
+
+
+def stochastic_bars(last_close):
+    # The last three bars span low 8 .. high 13, so %K = 100 * (close - 8) / 5.
+    highs_lows_closes = [
+        (12, 10, 11),
+        (12, 10, 11),
+        (12, 10, 11),
+        (13, 11, 12),
+        (12, 8, last_close),
+    ]
+    return [
+        Bar(
+            timestamp=START + timedelta(minutes=index),
+            open=Decimal(close),
+            high=Decimal(high),
+            low=Decimal(low),
+            close=Decimal(close),
+            volume=Decimal(1),
+        )
+        for index, (high, low, close) in enumerate(highs_lows_closes)
+    ]
+
+
+def test_stochastic_buys_when_k_is_below_oversold():
+    signal = evaluate(only("stochastic", STOCHASTIC_3_2), stochastic_bars("8.5"), holding=False)
+
+    assert signal.action is Action.BUY
+    assert signal.reason == "Stochastic buy signal"
+    assert signal.values["stochastic"]["k"] == Decimal("10.0000")
+
+
+def test_stochastic_oversold_is_strict():
+    signal = evaluate(only("stochastic", STOCHASTIC_3_2), stochastic_bars("9"), holding=False)
+
+    assert signal.values["stochastic"]["k"] == Decimal("20.0000")
+    assert signal.action is Action.HOLD
+
+
+def test_stochastic_sells_when_k_is_above_overbought():
+    signal = evaluate(only("stochastic", STOCHASTIC_3_2), stochastic_bars("12.5"), holding=True)
+
+    assert signal.action is Action.SELL
+    assert signal.reason == "Stochastic sell signal"
+    assert signal.values["stochastic"]["k"] == Decimal("90.0000")
+
+
+# --- Rules ------------------------------------------------------------------------------------
+
+THREE_INDICATORS = Strategy(
+    rsi=RsiConfig(enabled=True),
+    bollinger=BollingerConfig(enabled=True),
+    sma_cross=SmaCrossConfig(enabled=True, fast=3, slow=5),
+    buy_rule="majority",
+    sell_rule="majority",
+)
+# Falling steadily, then a plunge: RSI and Bollinger vote buy; the SMAs never cross.
+FALLING_THEN_PLUNGE = [*FALLING[:-1], FALLING[-1] - 10]
+
+
+def test_majority_buys_when_two_of_three_indicators_agree():
+    signal = evaluate(THREE_INDICATORS, make_bars(FALLING_THEN_PLUNGE), holding=False)
+
+    assert signal.action is Action.BUY
+    assert signal.fired == ("rsi", "bollinger")
+    assert signal.reason == "Majority vote buy signal"
+    assert set(signal.values) == {"rsi", "bollinger", "sma_cross"}
+
+
+def test_majority_holds_when_only_one_of_three_agrees():
+    # Without the plunge the close stays inside the Bollinger Bands: only RSI votes buy.
+    signal = evaluate(THREE_INDICATORS, make_bars(FALLING), holding=False)
+
+    assert signal.action is Action.HOLD
+    assert signal.reason == "No signal"
+
+
+def test_majority_needs_more_than_half_so_one_of_two_holds():
+    strategy = Strategy(
+        rsi=RsiConfig(enabled=True), sma_cross=SmaCrossConfig(enabled=True, fast=3, slow=5)
+    )
+
+    signal = evaluate(strategy, make_bars(FALLING), holding=False)
+
+    assert signal.action is Action.HOLD
+    assert evaluate(Strategy.default(), make_bars(FALLING), holding=False).action is Action.BUY
+
+
+def test_majority_sells_when_two_of_three_agree():
+    rising_then_spike = [*RISING[:-1], RISING[-1] + 10]
+
+    signal = evaluate(THREE_INDICATORS, make_bars(rising_then_spike), holding=True)
+
+    assert signal.action is Action.SELL
+    assert signal.fired == ("rsi", "bollinger")
+    assert signal.reason == "Majority vote sell signal"
+
+
+def test_a_named_rule_ignores_the_other_indicators():
+    bars = make_bars(FALLING_THEN_PLUNGE)
+    rsi_rule = replace(THREE_INDICATORS, buy_rule="rsi")
+    sma_rule = replace(THREE_INDICATORS, buy_rule="sma_cross")
+
+    by_rsi = evaluate(rsi_rule, make_bars(FALLING), holding=False)
+    by_sma = evaluate(sma_rule, bars, holding=False)
+
+    # RSI alone decides, even though the majority would hold ...
+    assert by_rsi.action is Action.BUY
+    assert by_rsi.fired == ("rsi",)
+    assert by_rsi.reason == "RSI buy signal"
+    # ... and the SMA crossover alone holds, even though RSI and Bollinger vote buy.
+    assert by_sma.action is Action.HOLD
+
+
+def test_not_holding_only_checks_the_buy_rule():
+    signal = evaluate(Strategy.default(), make_bars(RISING), holding=False)
+
+    assert signal.action is Action.HOLD
+    assert signal.values == {"rsi": {"rsi": Decimal("100.0000")}}
+
+
+def test_holding_only_checks_the_sell_rule():
+    signal = evaluate(Strategy.default(), make_bars(FALLING), holding=True)
+
+    assert signal.action is Action.HOLD
+    assert signal.reason == "No signal"
+
+
+# --- Not enough data / warm-up ----------------------------------------------------------------
+
+
+def test_too_few_bars_hold_with_how_many_are_needed():
+    signal = evaluate(Strategy.default(), make_bars(FALLING[:14]), holding=False)
+
+    assert signal.action is Action.HOLD
+    assert signal.reason == "Not enough data (14 bars, need 15)"
+    assert signal.fired == ()
+
+
+def test_no_bars_at_all_hold():
+    signal = evaluate(Strategy.default(), [], holding=True)
+
+    assert signal.action is Action.HOLD
+    assert signal.reason == "Not enough data (0 bars, need 15)"
+    assert signal.values == {"rsi": {"rsi": None}}
+
+
+@pytest.mark.parametrize(
+    ("key", "config", "needed"),
+    [
+        ("rsi", RsiConfig(enabled=True, period=5), 6),
+        ("macd", MacdConfig(enabled=True, fast=3, slow=6, signal=4), 10),
+        ("bollinger", BollingerConfig(enabled=True, window=5), 6),
+        ("sma_cross", SmaCrossConfig(enabled=True, fast=3, slow=7), 8),
+        ("ema_cross", EmaCrossConfig(enabled=True, fast=3, slow=7), 8),
+        ("stochastic", StochasticConfig(enabled=True, k=5, d=3), 8),
+    ],
+)
+def test_warmup_bars_is_the_least_that_gives_values_on_the_last_two_bars(key, config, needed):
+    strategy = only(key, config)
+    zigzag = [100 + (index * 7) % 5 for index in range(needed)]
+
+    def has_all_values(bars):
+        values = evaluate(strategy, bars, holding=False).values[key]
+        return all(value is not None for value in values.values())
+
+    assert warmup_bars(strategy) == needed
+    assert evaluate(strategy, make_bars(zigzag), holding=False).reason != (
+        f"Not enough data ({needed} bars, need {needed})"
+    )
+    short = evaluate(strategy, make_bars(zigzag[:-1]), holding=False)
+    assert short.reason == f"Not enough data ({needed - 1} bars, need {needed})"
+    # With `needed` bars both the last and the previous bar have every value, one bar fewer not.
+    assert has_all_values(make_bars(zigzag))
+    assert has_all_values(make_bars(zigzag[:-1]))
+    assert not has_all_values(make_bars(zigzag[:-2]))
+
+
+def test_warmup_bars_takes_the_most_demanding_enabled_indicator():
+    everything = Strategy(
+        rsi=RsiConfig(enabled=True),
+        macd=MacdConfig(enabled=True),
+        bollinger=BollingerConfig(enabled=True),
+        sma_cross=SmaCrossConfig(enabled=True),
+        ema_cross=EmaCrossConfig(enabled=True),
+        stochastic=StochasticConfig(enabled=True),
+    )
+
+    assert warmup_bars(Strategy.default()) == 15
+    assert warmup_bars(everything) == 35  # MACD: 26 + 9
+    assert warmup_bars(Strategy(sma_cross=SmaCrossConfig(enabled=True, slow=50))) == 51
+    assert warmup_bars(Strategy()) == 0
+
+
+# --- Validation -------------------------------------------------------------------------------
+
+
+def test_the_default_strategy_is_valid():
+    assert validate_strategy(Strategy.default()) == {}
+
+
+def test_every_indicator_enabled_with_defaults_is_valid():
+    data = {"indicators": {key: {"enabled": True} for key in INDICATOR_NAMES}}
+
+    assert validate_strategy(Strategy.from_dict(data)) == {}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "errors"),
+    [
+        (
+            only("rsi", RsiConfig(enabled=True, period=1)),
+            {"rsi_period": "RSI period must be between 2 and 500."},
+        ),
+        (
+            only("rsi", RsiConfig(enabled=True, period=501)),
+            {"rsi_period": "RSI period must be between 2 and 500."},
+        ),
+        (
+            only("rsi", RsiConfig(enabled=True, period=14.5)),
+            {"rsi_period": "RSI period must be a whole number."},
+        ),
+        (
+            only("bollinger", BollingerConfig(enabled=True, window="20")),
+            {"bollinger_window": "Bollinger Bands window must be a whole number."},
+        ),
+        (
+            only("stochastic", StochasticConfig(enabled=True, d=True)),
+            {"stochastic_d": "Stochastic %D period must be a whole number."},
+        ),
+        (
+            only("macd", MacdConfig(enabled=True, fast=26, slow=12)),
+            {"macd_fast": "Fast period must be shorter than slow period (fast 26, slow 12)."},
+        ),
+        (
+            only("sma_cross", SmaCrossConfig(enabled=True, fast=30, slow=30)),
+            {"sma_cross_fast": "Fast period must be shorter than slow period (fast 30, slow 30)."},
+        ),
+        (
+            only("ema_cross", EmaCrossConfig(enabled=True, fast=40)),
+            {"ema_cross_fast": "Fast period must be shorter than slow period (fast 40, slow 26)."},
+        ),
+        (
+            only("rsi", RsiConfig(enabled=True, oversold=70, overbought=70)),
+            {
+                "rsi_oversold": (
+                    "Oversold level must be below overbought level (oversold 70, overbought 70)."
+                )
+            },
+        ),
+        (
+            only("stochastic", StochasticConfig(enabled=True, oversold=0, overbought=100)),
+            {
+                "stochastic_oversold": "Stochastic oversold level must be above 0 and below 100.",
+                "stochastic_overbought": (
+                    "Stochastic overbought level must be above 0 and below 100."
+                ),
+            },
+        ),
+        (
+            only("bollinger", BollingerConfig(enabled=True, std=Decimal(0))),
+            {
+                "bollinger_std": (
+                    "Bollinger Bands standard deviations must be greater than 0 and at most 10."
+                )
+            },
+        ),
+        (
+            only("bollinger", BollingerConfig(enabled=True, std=Decimal("10.5"))),
+            {
+                "bollinger_std": (
+                    "Bollinger Bands standard deviations must be greater than 0 and at most 10."
+                )
+            },
+        ),
+        (
+            only("bollinger", BollingerConfig(enabled=True, std="wide")),
+            {"bollinger_std": "Bollinger Bands standard deviations must be a number."},
+        ),
+        (
+            Strategy(buy_rule="majority", sell_rule="majority"),
+            {"indicators": "Enable at least one indicator."},
+        ),
+        (
+            Strategy(rsi=RsiConfig(enabled=True), buy_rule="rsi", sell_rule="macd"),
+            {"sell_rule": "Sell rule uses MACD, which is not enabled."},
+        ),
+        (
+            Strategy(rsi=RsiConfig(enabled=True), buy_rule="bollinger", sell_rule="rsi"),
+            {"buy_rule": "Buy rule uses Bollinger Bands, which is not enabled."},
+        ),
+        (
+            Strategy(rsi=RsiConfig(enabled=True), buy_rule="coin_flip", sell_rule="rsi"),
+            {"buy_rule": "Buy rule must be a majority vote or one of the indicators."},
+        ),
+    ],
+)
+def test_validation_names_the_bad_field(strategy, errors):
+    assert validate_strategy(strategy) == errors
+
+
+def test_validation_ignores_the_parameters_of_disabled_indicators():
+    strategy = Strategy(
+        rsi=RsiConfig(enabled=True),
+        macd=MacdConfig(enabled=False, fast=1, slow=1),
+        buy_rule="rsi",
+        sell_rule="rsi",
+    )
+
+    assert validate_strategy(strategy) == {}
+
+
+def test_fast_slow_is_not_compared_when_a_period_is_already_wrong():
+    strategy = only("sma_cross", SmaCrossConfig(enabled=True, fast=600, slow=30))
+
+    assert validate_strategy(strategy) == {
+        "sma_cross_fast": "SMA crossover fast period must be between 2 and 500."
+    }
+
+
+# --- Storage and form shapes ------------------------------------------------------------------
+
+
+def test_to_dict_has_the_stored_shape():
+    assert Strategy.default().to_dict() == {
+        "indicators": {
+            "rsi": {"enabled": True, "period": 14, "oversold": 30, "overbought": 70},
+            "macd": {"enabled": False, "fast": 12, "slow": 26, "signal": 9},
+            "bollinger": {"enabled": False, "window": 20, "std": "2"},
+            "sma_cross": {"enabled": False, "fast": 10, "slow": 30},
+            "ema_cross": {"enabled": False, "fast": 12, "slow": 26},
+            "stochastic": {
+                "enabled": False,
+                "k": 14,
+                "d": 3,
+                "oversold": 20,
+                "overbought": 80,
+            },
+        },
+        "buy_rule": "rsi",
+        "sell_rule": "rsi",
+    }
+
+
+def test_dict_round_trip_through_json_keeps_every_value():
+    strategy = Strategy(
+        rsi=RsiConfig(enabled=True, period=9, oversold=25, overbought=75),
+        bollinger=BollingerConfig(enabled=True, window=30, std=Decimal("2.5")),
+        stochastic=StochasticConfig(enabled=False, k=5),
+        buy_rule="bollinger",
+        sell_rule="majority",
+    )
+
+    restored = Strategy.from_dict(json.loads(json.dumps(strategy.to_dict())))
+
+    assert restored == strategy
+    assert restored.bollinger.std == Decimal("2.5")
+
+
+def test_from_dict_fills_in_defaults():
+    strategy = Strategy.from_dict(
+        {"indicators": {"macd": {"enabled": True, "fast": 8}, "bollinger": {"std": 2.5}}}
+    )
+
+    assert strategy.macd == MacdConfig(enabled=True, fast=8, slow=26, signal=9)
+    assert strategy.bollinger == BollingerConfig(enabled=False, window=20, std=Decimal("2.5"))
+    assert strategy.rsi == RsiConfig(enabled=False)
+    assert strategy.buy_rule == strategy.sell_rule == "majority"
+    assert Strategy.from_dict(None) == Strategy.from_dict({}) == Strategy()
+
+
+def test_default_strategy_enables_rsi_with_rsi_rules():
+    strategy = Strategy.default()
+
+    assert strategy.enabled_indicators == ("rsi",)
+    assert strategy.rsi == RsiConfig(enabled=True, period=14, oversold=30, overbought=70)
+    assert (strategy.buy_rule, strategy.sell_rule) == ("rsi", "rsi")
+
+
+def test_flat_fields_list_every_indicator_parameter_with_its_default():
+    fields = {field.name: field for field in flat_fields()}
+
+    assert len(fields) == 22  # 4 RSI + 4 MACD + 3 Bollinger + 3 SMA + 3 EMA + 5 stochastic
+    assert fields["rsi_enabled"].default is False
+    assert fields["rsi_enabled"].label == "RSI"
+    assert fields["rsi_period"][:4] == ("rsi_period", "rsi", "period", 14)
+    assert fields["rsi_period"].label == "RSI period"
+    assert fields["macd_signal"].default == 9
+    assert fields["bollinger_std"].default == Decimal(2)
+    assert fields["stochastic_k"].label == "Stochastic %K period"
+
+
+def test_flat_round_trip():
+    strategy = Strategy(
+        macd=MacdConfig(enabled=True, fast=5, slow=35, signal=5),
+        ema_cross=EmaCrossConfig(enabled=True, fast=9, slow=21),
+        buy_rule="macd",
+        sell_rule="majority",
+    )
+
+    flat = strategy.to_flat()
+
+    assert flat["macd_enabled"] is True
+    assert flat["macd_fast"] == 5
+    assert flat["bollinger_std"] == Decimal(2)
+    assert (flat["buy_rule"], flat["sell_rule"]) == ("macd", "majority")
+    assert set(flat) == {field.name for field in flat_fields()} | {"buy_rule", "sell_rule"}
+    assert Strategy.from_flat(flat) == strategy
+
+
+def test_from_flat_takes_defaults_for_blank_fields():
+    strategy = Strategy.from_flat(
+        {
+            "rsi_enabled": True,
+            "rsi_period": 10,
+            "rsi_oversold": None,
+            "bollinger_window": "",
+            "bollinger_std": 3,
+            "buy_rule": "rsi",
+        }
+    )
+
+    assert strategy.rsi == RsiConfig(enabled=True, period=10, oversold=30, overbought=70)
+    assert strategy.bollinger == BollingerConfig(enabled=False, window=20, std=Decimal(3))
+    assert (strategy.buy_rule, strategy.sell_rule) == ("rsi", "majority")
+
+
+# --- Chart series -----------------------------------------------------------------------------
+
+
+def test_indicator_series_draws_price_overlays_and_marks_signals():
+    strategy = Strategy(
+        rsi=RsiConfig(enabled=True, period=2),
+        sma_cross=SmaCrossConfig(enabled=True, fast=2, slow=3),
+        bollinger=BollingerConfig(enabled=True, window=3),
+        buy_rule="sma_cross",
+        sell_rule="sma_cross",
+    )
+    # SMA2: -, 9.5, 8.5, 7.5, 9.5; SMA3: -, -, 9, 8, 9; fast crosses above slow on the last bar.
+    bars = make_bars([10, 9, 8, 7, 12])
+    stamps = [bar.timestamp for bar in bars]
+
+    series = indicator_series(strategy, bars)
+
+    assert set(series) == {"overlays", "markers"}
+    assert set(series["overlays"]) == {"sma_cross", "bollinger"}  # RSI has its own scale
+    assert series["overlays"]["sma_cross"] == {
+        "fast": [
+            (stamps[1], Decimal("9.5000")),
+            (stamps[2], Decimal("8.5000")),
+            (stamps[3], Decimal("7.5000")),
+            (stamps[4], Decimal("9.5000")),
+        ],
+        "slow": [
+            (stamps[2], Decimal("9.0000")),
+            (stamps[3], Decimal("8.0000")),
+            (stamps[4], Decimal("9.0000")),
+        ],
+    }
+    bollinger = series["overlays"]["bollinger"]
+    assert set(bollinger) == {"upper", "middle", "lower"}
+    assert [stamp for stamp, _ in bollinger["middle"]] == stamps[2:]
+    assert bollinger["middle"][0] == (stamps[2], Decimal("9.0000"))
+    assert series["markers"] == [(stamps[4], Action.BUY, "SMA crossover buy signal")]
+
+
+def test_indicator_series_marks_buys_and_sells_on_every_bar_without_a_loop_over_evaluate():
+    strategy = only("rsi", RsiConfig(enabled=True, period=2))
+    # Up, up, down, down, down: RSI(2) is 100, 100, then falls through 30.
+    bars = make_bars([10, 11, 12, 11, 10, 9])
+    stamps = [bar.timestamp for bar in bars]
+
+    series = indicator_series(strategy, bars)
+
+    assert series["overlays"] == {}
+    assert series["markers"] == [
+        (stamps[1], Action.SELL, "RSI sell signal"),
+        (stamps[2], Action.SELL, "RSI sell signal"),
+        (stamps[4], Action.BUY, "RSI buy signal"),
+        (stamps[5], Action.BUY, "RSI buy signal"),
+    ]
+
+
+def test_indicator_series_agrees_with_evaluate_on_the_last_bar():
+    bars = make_bars(DIP_THEN_RALLY)
+    strategy = only("sma_cross", SmaCrossConfig(enabled=True))
+
+    markers = indicator_series(strategy, bars)["markers"]
+
+    # The flat start leaves both SMAs equal at 100 until the dip pulls the fast one under: a
+    # spread going from 0 to negative counts as crossing below.
+    assert markers == [
+        (bars[30].timestamp, Action.SELL, "SMA crossover sell signal"),
+        (bars[-1].timestamp, Action.BUY, "SMA crossover buy signal"),
+    ]
+    assert evaluate(strategy, bars[:31], holding=True).action is Action.SELL
+    assert evaluate(strategy, bars, holding=False).action is Action.BUY
+
+
+def test_indicator_series_of_no_bars_is_empty():
+    series = indicator_series(only("sma_cross", SmaCrossConfig(enabled=True)), [])
+
+    assert series == {"overlays": {"sma_cross": {"fast": [], "slow": []}}, "markers": []}
+
+
+# --- Stop-loss / take-profit ------------------------------------------------------------------
+
+
+def test_stop_loss_price_rounds_half_up_to_the_cent():
+    # 162.50 * 0.95 = 154.375 -> 154.38 (ROUND_HALF_UP).
+    assert stop_loss_price(Decimal("162.50"), Decimal(5)) == Decimal("154.38")
+    # 100.30 * 0.95 = 95.285 -> 95.29 (half-even would give 95.28).
+    assert stop_loss_price(Decimal("100.30"), Decimal(5)) == Decimal("95.29")
+    assert stop_loss_price(Decimal("200"), Decimal("2.5")) == Decimal("195.00")
+
+
+def test_take_profit_price_rounds_half_up_to_the_cent():
+    # 162.50 * 1.05 = 170.625 -> 170.63 (half-even would give 170.62).
+    assert take_profit_price(Decimal("162.50"), Decimal(5)) == Decimal("170.63")
+    assert take_profit_price(Decimal("100"), Decimal(10)) == Decimal("110.00")
+
+
+def test_exit_reasons_read_as_the_trade_history_shows_them():
+    stop = stop_loss_price(Decimal("162.50"), Decimal(5))
+    target = take_profit_price(Decimal("162.50"), Decimal(5))
+
+    assert stop_loss_reason(stop) == "Stop-loss triggered (price ≤ $154.38)"
+    assert take_profit_reason(target) == "Take-profit triggered (price ≥ $170.63)"
+    assert stop_loss_reason(Decimal("155")) == "Stop-loss triggered (price ≤ $155.00)"
+    assert take_profit_reason(Decimal("1234.5")) == "Take-profit triggered (price ≥ $1,234.50)"

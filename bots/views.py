@@ -1,0 +1,152 @@
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from tradebots import live
+
+from . import charts, services
+from .forms import BotForm
+from .models import Bot
+from .strategy import INDICATOR_NAMES, RULE_CHOICES, Strategy
+
+LIFECYCLE_ACTIONS = {
+    "start": services.start_bot,
+    "pause": services.pause_bot,
+    "stop": services.stop_bot,
+}
+STATUS_HISTORY_LENGTH = 20
+
+
+def _actor(request) -> str:
+    return request.user.get_username()
+
+
+def _capital_context(bot: Bot | None = None) -> dict:
+    try:
+        return {"capital": services.capital_summary(bot.pk if bot else None)}
+    except services.BrokerUnreachable as error:
+        return {"capital": None, "capital_error": error.message}
+
+
+@require_GET
+def bot_list(request):
+    bots = Bot.objects.all()
+    return render(request, "bots/list.html", {"bots": bots, **_capital_context()})
+
+
+def _strategy_summary(bot: Bot) -> dict:
+    strategy = Strategy.from_dict(bot.strategy)
+    rule_names = dict(RULE_CHOICES)
+    return {
+        "indicators": [
+            {
+                "name": INDICATOR_NAMES[key],
+                "params": {
+                    param: value
+                    for param, value in strategy.to_dict()["indicators"][key].items()
+                    if param != "enabled"
+                },
+            }
+            for key in strategy.enabled_indicators
+        ],
+        "buy_rule": rule_names.get(strategy.buy_rule, strategy.buy_rule),
+        "sell_rule": rule_names.get(strategy.sell_rule, strategy.sell_rule),
+    }
+
+
+@require_GET
+def bot_detail(request, pk):
+    bot = get_object_or_404(Bot, pk=pk)
+    history = bot.status_changes.all()[:STATUS_HISTORY_LENGTH]
+    context = {"bot": bot, "history": history, "strategy": _strategy_summary(bot)}
+    return render(request, "bots/detail.html", {**context, **charts.price_chart(bot)})
+
+
+@require_http_methods(["GET", "POST"])
+def bot_create(request):
+    return _bot_form(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+def bot_edit(request, pk):
+    return _bot_form(request, get_object_or_404(Bot, pk=pk))
+
+
+def _bot_form(request, bot: Bot | None):
+    validate_url = (
+        reverse("bots:validate-existing", args=[bot.pk]) if bot else reverse("bots:validate")
+    )
+    if request.method == "POST":
+        form = BotForm(request.POST, validate_url=validate_url)
+        if form.is_valid():
+            try:
+                if bot is None:
+                    bot = services.create_bot(form.bot_data(), _actor(request))
+                    messages.success(request, f"Bot '{bot.name}' created. Start it when ready.")
+                else:
+                    services.update_bot(bot, form.bot_data(), _actor(request))
+                    messages.success(request, f"Bot '{bot.name}' saved.")
+                return redirect("bots:detail", pk=bot.pk)
+            except services.BotError as error:
+                _add_service_errors(form, error)
+    else:
+        form = BotForm(initial=BotForm.initial_for(bot), validate_url=validate_url)
+    return render(request, "bots/form.html", {"form": form, "bot": bot, **_capital_context(bot)})
+
+
+def _add_service_errors(form: BotForm, error: services.BotError) -> None:
+    if not error.fields:
+        form.add_error(None, error.message)
+    for field, message in error.fields.items():
+        form.add_error(field if field in form.fields else None, message)
+
+
+@require_POST
+def validate_field(request, pk=None):
+    """Inline validation of one field as the user leaves it: the same checks as on submit."""
+    bot = get_object_or_404(Bot, pk=pk) if pk else None
+    field = request.POST.get("_field", "")
+    form = BotForm(request.POST)
+    form.is_valid()
+    errors = {name: " ".join(messages_) for name, messages_ in form.errors.items()}
+    if field in ("symbol", "capital") and field not in errors:
+        broker_errors = services.validate_bot_fields({field: form.cleaned_data.get(field)}, bot=bot)
+        errors.update(broker_errors)
+    return render(
+        request,
+        "bots/partials/field_error.html",
+        {"name": field, "message": errors.get(field, "")},
+    )
+
+
+@require_POST
+def bot_action(request, pk, action):
+    bot = get_object_or_404(Bot, pk=pk)
+    try:
+        bot = LIFECYCLE_ACTIONS[action](bot, _actor(request))
+        feedback = live.render_toast(f"Bot '{bot.name}' is {bot.get_status_display().lower()}.")
+    except services.BotError as error:
+        if not request.htmx:
+            messages.error(request, error.message)
+        feedback = live.render_toast(error.message, "error")
+    if not request.htmx:
+        return redirect(request.POST.get("next") or reverse("bots:detail", args=[bot.pk]))
+    html = render_to_string("bots/partials/bot_card.html", {"bot": bot}, request=request)
+    return HttpResponse(html + feedback)
+
+
+@require_http_methods(["GET", "POST"])
+def bot_delete(request, pk):
+    bot = get_object_or_404(Bot, pk=pk)
+    if request.method == "POST":
+        try:
+            services.delete_bot(bot, _actor(request))
+        except services.BotError as error:
+            messages.error(request, error.message)
+            return redirect("bots:detail", pk=bot.pk)
+        messages.success(request, f"Bot '{bot.name}' deleted.")
+        return redirect("bots:list")
+    return render(request, "bots/confirm_delete.html", {"bot": bot})
