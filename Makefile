@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install install-dev migrate lint format clean
+.PHONY: run test install install-dev migrate lint format clean bench-engine
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -22,6 +22,10 @@ run: install migrate
 
 test: install-dev
 	$(WITH_REDIS) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Benchmarks print numbers; they are not part of the test suite.
+bench-engine: install
+	$(WITH_REDIS) $(PY) bench/engine.py $(BENCH_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

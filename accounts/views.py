@@ -3,6 +3,7 @@ from django.views.decorators.http import require_GET
 
 from tradebots import health
 from trading.broker import broker_label
+from trading.engine import market_status
 
 
 @require_GET
@@ -10,5 +11,9 @@ def dashboard(request):
     return render(
         request,
         "accounts/dashboard.html",
-        {"status": health.system_status(), "broker_label": broker_label()},
+        {
+            "status": health.system_status(),
+            "broker_label": broker_label(),
+            "market": market_status(),
+        },
     )

@@ -48,6 +48,15 @@ class Bot(models.Model):
         return f"{self.name} ({self.symbol})"
 
     @property
+    def open_position(self):
+        """The bot's open position or None; uses ``open_positions`` when a list view prefetched
+        it. (The reverse relation belongs to trading; bots does not import it.)"""
+        positions = getattr(self, "open_positions", None)
+        if positions is None:
+            positions = list(self.positions.filter(is_open=True)[:1])
+        return positions[0] if positions else None
+
+    @property
     def short_id(self) -> str:
         """The part of the id that every client_order_id of this bot carries."""
         return self.id.hex[:8]

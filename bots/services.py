@@ -149,7 +149,7 @@ def update_bot(bot: Bot, data: dict, actor: str) -> Bot:
         for field, value in data.items():
             setattr(bot, field, value)
         bot.save()
-    _broadcast_bot(bot)
+    broadcast_bot(bot)
     return bot
 
 
@@ -234,7 +234,7 @@ def _set_status(
         locked.last_error = last_error
     locked.save(update_fields=["status", "last_error", "updated_at"])
     _record_status(locked, previous, target, actor, reason)
-    _broadcast_bot(locked)
+    broadcast_bot(locked)
     bot.status, bot.last_error = locked.status, locked.last_error
     return locked
 
@@ -245,6 +245,6 @@ def _record_status(bot: Bot, previous: str, target: str, actor: str, reason: str
     )
 
 
-def _broadcast_bot(bot: Bot) -> None:
-    """Every open page: the bot's card on the list, its badge on its detail page."""
+def broadcast_bot(bot: Bot) -> None:
+    """After commit, every open page gets the bot's fresh card (status, position)."""
     live.broadcast_on_commit("bots/partials/bot_live_update.html", {"bot": bot})

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -33,7 +34,13 @@ def _capital_context(bot: Bot | None = None) -> dict:
 
 @require_GET
 def bot_list(request):
-    bots = Bot.objects.all()
+    from trading.models import Position
+
+    bots = Bot.objects.prefetch_related(
+        Prefetch(
+            "positions", queryset=Position.objects.filter(is_open=True), to_attr="open_positions"
+        )
+    )
     return render(request, "bots/list.html", {"bots": bots, **_capital_context()})
 
 

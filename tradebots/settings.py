@@ -200,12 +200,33 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 ENGINE_TICK_SECONDS = env_int("ENGINE_TICK_SECONDS", 60)
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 15)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 15)
+ORDER_SYNC_SECONDS = env_int("ORDER_SYNC_SECONDS", 30)
+# After submitting: wait this long, then re-check up to ORDER_VERIFY_RETRIES times as far apart.
+ORDER_VERIFY_DELAY_SECONDS = env_float("ORDER_VERIFY_DELAY_SECONDS", 1.0)
+ORDER_VERIFY_RETRIES = env_int("ORDER_VERIFY_RETRIES", 3)
+# An intent the broker never received is sent late only within this window, else abandoned.
+ORDER_INTENT_TTL_SECONDS = env_int("ORDER_INTENT_TTL_SECONDS", 120)
+# Consecutive order rejections after which the engine puts a bot in error.
+ENGINE_MAX_REJECTIONS = env_int("ENGINE_MAX_REJECTIONS", 3)
+# Symbols per market-data request and per Celery task.
+ENGINE_BATCH_SYMBOLS = env_int("ENGINE_BATCH_SYMBOLS", 100)
 
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {
         "task": "tradebots.tasks.record_heartbeat",
         "schedule": HEARTBEAT_SECONDS,
         "options": {"expires": HEARTBEAT_SECONDS},
+    },
+    # A tick that could not start within its own interval is dropped, not queued up behind.
+    "engine-tick": {
+        "task": "trading.tasks.engine_tick",
+        "schedule": ENGINE_TICK_SECONDS,
+        "options": {"expires": ENGINE_TICK_SECONDS},
+    },
+    "sync-open-orders": {
+        "task": "trading.tasks.sync_open_orders",
+        "schedule": ORDER_SYNC_SECONDS,
+        "options": {"expires": ORDER_SYNC_SECONDS},
     },
 }
 

@@ -25,3 +25,15 @@
   document.addEventListener("htmx:oobAfterSwap", scheduleToastRemoval);
   document.addEventListener("htmx:wsAfterMessage", scheduleToastRemoval);
 })();
+
+// Trading: a table that is filtered or not on its first page (data-live-insert="off") takes no
+// pushed new rows; replacing a row it already shows still works, since that targets the row.
+(function () {
+  "use strict";
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.getAttribute && target.getAttribute("data-live-insert") === "off") {
+      event.detail.shouldSwap = false;
+    }
+  });
+})();

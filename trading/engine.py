@@ -1,0 +1,281 @@
+"""The trading engine: what a tick does.
+
+A tick reads the market clock once, groups the running bots by timeframe and symbol, and hands
+batches of up to ENGINE_BATCH_SYMBOLS symbols to workers. A batch makes one market-data call for
+all its symbols (bars) and one for their latest prices, evaluates each distinct strategy once per
+symbol, then lets each bot act: stop-loss / take-profit first, then its sell rule when holding,
+its buy rule when flat. A bot is evaluated by one worker at a time (a Redis lock shared by every
+process and machine), and one bot's failure never stops the others.
+"""
+
+import functools
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import redis
+from django.conf import settings
+from django.core.cache import cache
+
+from bots import services as bot_services
+from bots.models import Bot
+from bots.strategy import (
+    Action,
+    Strategy,
+    evaluate,
+    stop_loss_reason,
+    take_profit_reason,
+    warmup_bars,
+)
+from tradebots import live
+
+from .broker import BrokerError, Clock, get_broker
+from .models import Position, Trade
+from .orders import place_order
+
+logger = logging.getLogger(__name__)
+
+MARKET_STATUS_CACHE_KEY = "engine-market-status"
+REJECTIONS_CACHE_KEY = "engine-rejections-{bot_id}"
+GROUP_LOCK_KEY = "tradebots:engine:{timeframe}:{symbol}"
+GROUP_LOCK_SECONDS = 120  # longer than any evaluation; expires if a worker dies holding it
+EXTRA_BARS = 50  # beyond the strategies' warm-up, so EMA-type indicators settle
+
+
+@dataclass(frozen=True)
+class Batch:
+    timeframe: str
+    symbols: tuple[str, ...]
+
+
+@dataclass
+class BotOutcome:
+    bot_id: str
+    bot_name: str
+    symbol: str
+    action: str  # buy, sell, hold, skipped, error
+    reason: str
+    trade_status: str | None = None
+
+    def describe(self) -> str:
+        trade = f" → order {self.trade_status}" if self.trade_status else ""
+        return f"{self.bot_name} ({self.symbol}): {self.action.upper()} – {self.reason}{trade}"
+
+
+@dataclass
+class TickReport:
+    market_open: bool
+    batches: list[Batch] = field(default_factory=list)
+    outcomes: list[BotOutcome] = field(default_factory=list)
+
+
+# --- the tick ----------------------------------------------------------------------------------
+
+
+def plan_batches(bots: Iterable[Bot]) -> list[Batch]:
+    symbols_by_timeframe: dict[str, set[str]] = defaultdict(set)
+    for bot in bots:
+        symbols_by_timeframe[bot.timeframe].add(bot.symbol)
+    size = settings.ENGINE_BATCH_SYMBOLS
+    batches = []
+    for timeframe, symbols in sorted(symbols_by_timeframe.items()):
+        ordered = sorted(symbols)
+        batches.extend(
+            Batch(timeframe, tuple(ordered[start : start + size]))
+            for start in range(0, len(ordered), size)
+        )
+    return batches
+
+
+def run_tick(dispatch: Callable[[Batch], list[BotOutcome] | None]) -> TickReport:
+    """One tick. ``dispatch`` runs a batch: on a Celery worker (engine_tick) or right here (the
+    management command), in which case its outcomes are collected in the report."""
+    clock = get_broker().get_clock()
+    record_market_status(clock)
+    live.broadcast("trading/partials/market_status.html", {"market": market_status()})
+    if not clock.is_open:
+        return TickReport(market_open=False)
+    running = Bot.objects.filter(status=Bot.Status.RUNNING).only("symbol", "timeframe")
+    report = TickReport(market_open=True, batches=plan_batches(running))
+    for batch in report.batches:
+        report.outcomes.extend(dispatch(batch) or [])
+    return report
+
+
+def record_market_status(clock: Clock) -> None:
+    cache.set(
+        MARKET_STATUS_CACHE_KEY,
+        {
+            "is_open": clock.is_open,
+            "next_open": clock.next_open.isoformat(),
+            "next_close": clock.next_close.isoformat(),
+            "checked_at": clock.timestamp.isoformat(),
+        },
+        timeout=None,
+    )
+
+
+def market_status() -> dict | None:
+    """What the last tick learned of the market clock (for the dashboard)."""
+    try:
+        stored = cache.get(MARKET_STATUS_CACHE_KEY)
+    except redis.RedisError:
+        return None
+    if not stored:
+        return None
+    return {
+        "is_open": stored["is_open"],
+        **{
+            name: datetime.fromisoformat(stored[name])
+            for name in ("next_open", "next_close", "checked_at")
+        },
+    }
+
+
+# --- a batch -----------------------------------------------------------------------------------
+
+
+def evaluate_batch(batch: Batch) -> list[BotOutcome]:
+    # A bot is only ever evaluated with the other bots of its (timeframe, symbol), so one lock
+    # per such group keeps every bot to one evaluation at a time, with few Redis round trips.
+    locks, busy = {}, []
+    for symbol in batch.symbols:
+        lock = _redis().lock(
+            GROUP_LOCK_KEY.format(timeframe=batch.timeframe, symbol=symbol),
+            timeout=GROUP_LOCK_SECONDS,
+        )
+        if lock.acquire(blocking=False):
+            locks[symbol] = lock
+        else:
+            busy.append(symbol)
+    try:
+        outcomes = [
+            _outcome(bot, "skipped", "Being evaluated by another worker")
+            for bot in Bot.objects.filter(
+                status=Bot.Status.RUNNING, timeframe=batch.timeframe, symbol__in=busy
+            ).only("pk", "name", "symbol")
+        ]
+        if locks:
+            outcomes.extend(_evaluate_locked_bots(Batch(batch.timeframe, tuple(locks))))
+    finally:
+        for lock in locks.values():
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                logger.warning("An engine lock expired during the tick: evaluation ran too long")
+    return outcomes
+
+
+def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
+    # Read under the locks: a bot paused, or a position opened, since the tick began counts.
+    bots = list(
+        Bot.objects.filter(
+            status=Bot.Status.RUNNING, timeframe=batch.timeframe, symbol__in=batch.symbols
+        )
+    )
+    if not bots:
+        return []
+    positions = {
+        position.bot_id: position
+        for position in Position.objects.filter(bot__in=bots, is_open=True)
+    }
+    strategies = {bot.pk: Strategy.from_dict(bot.strategy) for bot in bots}
+    needed = max(warmup_bars(strategy) for strategy in strategies.values()) + EXTRA_BARS
+    broker = get_broker()
+    try:
+        bars = broker.get_bars(list(batch.symbols), batch.timeframe, needed)
+        prices = broker.get_latest_prices(list(batch.symbols))
+    except BrokerError as error:
+        logger.warning("Market data for %s unavailable: %s", batch, error)
+        return [_outcome(bot, "skipped", f"Market data unavailable: {error}") for bot in bots]
+    signals = SignalCache(bars)
+    outcomes = []
+    for bot in bots:
+        try:
+            outcome = _act(
+                bot, strategies[bot.pk], prices.get(bot.symbol), positions.get(bot.pk), signals
+            )
+        except Exception as error:  # noqa: BLE001 - one bot's failure must not stop the tick
+            logger.exception("Engine failed on bot %s", bot.pk)
+            outcome = _outcome(bot, "error", f"{type(error).__name__}: {error}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+class SignalCache:
+    """Each distinct (symbol, strategy, holding) is evaluated once per batch, however many bots
+    share it."""
+
+    def __init__(self, bars):
+        self.bars = bars
+        self._signals = {}
+
+    def get(self, symbol: str, strategy: Strategy, holding: bool):
+        key = (symbol, strategy, holding)  # Strategy is a frozen, hashable dataclass
+        if key not in self._signals:
+            self._signals[key] = evaluate(strategy, self.bars.get(symbol, []), holding=holding)
+        return self._signals[key]
+
+
+@functools.cache
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def _redis() -> redis.Redis:
+    return _redis_for(settings.REDIS_URL)
+
+
+def _act(bot: Bot, strategy: Strategy, price: Decimal | None, position, signals) -> BotOutcome:
+    if price is None:
+        return _outcome(bot, "skipped", f"No price for {bot.symbol}")
+    if position is not None:
+        if position.stop_loss_price is not None and price <= position.stop_loss_price:
+            return _trade(
+                bot, Trade.Side.SELL, position.qty, stop_loss_reason(position.stop_loss_price)
+            )
+        if position.take_profit_price is not None and price >= position.take_profit_price:
+            return _trade(
+                bot, Trade.Side.SELL, position.qty, take_profit_reason(position.take_profit_price)
+            )
+        signal = signals.get(bot.symbol, strategy, holding=True)
+        if signal.action == Action.SELL:
+            return _trade(bot, Trade.Side.SELL, position.qty, signal.reason)
+        return _outcome(bot, "hold", signal.reason)
+    signal = signals.get(bot.symbol, strategy, holding=False)
+    if signal.action != Action.BUY:
+        return _outcome(bot, "hold", signal.reason)
+    qty = Decimal(math.floor(bot.capital / price))
+    if qty < 1:
+        return _outcome(bot, "hold", f"Capital {bot.capital} buys no whole share at {price}")
+    return _trade(bot, Trade.Side.BUY, qty, signal.reason)
+
+
+def _trade(bot: Bot, side: str, qty: Decimal, reason: str) -> BotOutcome:
+    trade = place_order(bot, side, qty, reason)
+    _count_rejections(bot, trade)
+    return _outcome(bot, side, reason, trade.status)
+
+
+def _count_rejections(bot: Bot, trade: Trade) -> None:
+    key = REJECTIONS_CACHE_KEY.format(bot_id=bot.pk)
+    if trade.status != Trade.Status.REJECTED:
+        cache.delete(key)
+        return
+    rejections = (cache.get(key) or 0) + 1
+    cache.set(key, rejections, timeout=24 * 3600)
+    if rejections >= settings.ENGINE_MAX_REJECTIONS:
+        cache.delete(key)
+        bot_services.mark_bot_error(
+            bot,
+            "engine",
+            f"{rejections} orders rejected in a row; last: {trade.error_message}",
+        )
+
+
+def _outcome(bot: Bot, action: str, reason: str, trade_status: str | None = None) -> BotOutcome:
+    return BotOutcome(str(bot.pk), bot.name, bot.symbol, action, reason, trade_status)

@@ -1,0 +1,577 @@
+"""The trades and positions pages, the trade detail dialog, the admin, and the live pushes."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.urls import reverse
+from django.utils import timezone
+
+from bots.tests.factories import BotFactory
+from tradebots.asgi import application
+from tradebots.money import format_money
+from trading import live_updates
+from trading.broker import BrokerUnavailable
+from trading.broker.paper import market
+from trading.broker.paper.broker import PaperBroker
+from trading.models import Position, Trade
+from trading.tests.factories import PositionFactory, TradeFactory
+
+TRADES = reverse("trading:trades")
+POSITIONS = reverse("trading:positions")
+HTMX = {"HX-Request": "true"}
+
+
+def _row(html: str, element_id: str) -> str:
+    match = re.search(rf'<tr id="{element_id}"[^>]*>.*?</tr>', html, re.S)
+    assert match, f"no row {element_id}"
+    return match.group(0)
+
+
+def _trade_ids(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr id="trade-(\d+)"', html)]
+
+
+# Access
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [TRADES, POSITIONS, "/trading/trades/1/"])
+def test_anonymous_users_are_sent_to_log_in(client, url):
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_the_navigation_links_both_pages(user_client):
+    html = user_client.get(POSITIONS).content.decode()
+
+    assert f'<a href="{TRADES}">Trades</a>' in html
+    assert f'<a href="{POSITIONS}" aria-current="page">Positions</a>' in html
+
+
+# Trades
+
+
+@pytest.mark.django_db
+def test_trades_table_shows_each_trade_with_its_reason(user_client):
+    bot = BotFactory(name="Apple RSI")
+    trade = TradeFactory(
+        bot=bot, side="sell", qty=Decimal("12"), price=Decimal("1234.5"), reason="Manual close"
+    )
+    no_reason = TradeFactory(bot=bot, reason=None, status=Trade.Status.PENDING)
+
+    html = user_client.get(TRADES).content.decode()
+
+    row = _row(html, f"trade-{trade.pk}")
+    assert f'href="{reverse("bots:detail", args=[bot.pk])}">Apple RSI</a>' in row
+    assert ">AAPL<" in row and "Sell" in row and ">12<" in row
+    assert "$1,234.50" in row
+    assert 'class="badge badge-trade-filled" data-testid="trade-status">Filled<' in row
+    assert "Manual close" in row
+    pending = _row(html, f"trade-{no_reason.pk}")
+    assert 'data-label="Reason" class="reason">—<' in pending
+    assert 'data-label="Price" class="num">—<' in pending
+    assert "<th>Reason</th>" in html
+    assert 'id="trade-rows" data-live-insert="on"' in html
+    assert 'id="trade-dialog"' in html
+
+
+@pytest.mark.django_db
+def test_a_deleted_bots_trade_names_the_bot_by_its_id(user_client):
+    bot = BotFactory()
+    trade = TradeFactory(bot=bot)
+    short_id = bot.short_id
+    bot.delete()
+    orphan = TradeFactory(bot=None, client_order_id=None)
+
+    html = user_client.get(TRADES).content.decode()
+
+    assert f"deleted bot {short_id}" in _row(html, f"trade-{trade.pk}")
+    assert 'data-label="Bot"><span class="muted">—</span>' in _row(html, f"trade-{orphan.pk}")
+
+
+@pytest.mark.django_db
+def test_trades_are_newest_first(user_client):
+    old = TradeFactory()
+    new = TradeFactory()
+    Trade.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=1))
+
+    html = user_client.get(TRADES).content.decode()
+
+    assert _trade_ids(html) == [new.pk, old.pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"side": "sell"}, {"first-sell", "second-sell"}),
+        ({"status": "rejected"}, {"second-rejected"}),
+        ({"bot": "first"}, {"first-sell", "first-buy"}),
+        ({"bot": "first", "side": "buy"}, {"first-buy"}),
+        ({"bot": "second", "status": "filled", "side": "sell"}, {"second-sell"}),
+    ],
+)
+def test_each_filter_narrows_the_table(user_client, params, expected):
+    bots = {"first": BotFactory(name="First"), "second": BotFactory(name="Second")}
+    trades = {
+        "first-sell": TradeFactory(bot=bots["first"], side="sell"),
+        "first-buy": TradeFactory(bot=bots["first"], side="buy"),
+        "second-sell": TradeFactory(bot=bots["second"], side="sell"),
+        "second-rejected": TradeFactory(bot=bots["second"], side="buy", status="rejected"),
+    }
+    query = {key: bots[value].pk if key == "bot" else value for key, value in params.items()}
+
+    html = user_client.get(TRADES, query).content.decode()
+
+    assert set(_trade_ids(html)) == {trades[name].pk for name in expected}
+    assert 'data-live-insert="off"' in html  # a filtered table takes no pushed new rows
+
+
+@pytest.mark.django_db
+def test_a_filter_that_matches_nothing_says_so(user_client):
+    TradeFactory(side="buy")
+
+    html = user_client.get(TRADES, {"side": "sell"}).content.decode()
+
+    assert _trade_ids(html) == []
+    assert "No trades match these filters." in html
+
+
+@pytest.mark.django_db
+def test_the_filter_form_offers_bots_sides_and_statuses_and_keeps_the_choice(user_client):
+    bot = BotFactory(name="Picked")
+
+    html = user_client.get(TRADES, {"bot": bot.pk, "status": "filled"}).content.decode()
+
+    assert f'<option value="{bot.pk}" selected>Picked (AAPL)</option>' in html
+    assert '<option value="filled" selected>Filled</option>' in html
+    assert '<option value="sell">Sell</option>' in html
+    assert 'hx-get="/trading/trades/" hx-target="#trades-table"' in html
+
+
+@pytest.mark.django_db
+def test_an_htmx_filter_request_gets_only_the_table(user_client):
+    TradeFactory(side="sell")
+
+    response = user_client.get(
+        TRADES, {"side": "sell"}, headers={**HTMX, "HX-Target": "trades-table"}
+    )
+
+    html = response.content.decode()
+    assert "<html" not in html and 'id="trade-rows"' in html
+    assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.django_db
+def test_pages_hold_fifty_trades_and_page_links_keep_the_filters(user_client):
+    bot = BotFactory()
+    TradeFactory.create_batch(55, bot=bot, side="sell")
+    TradeFactory.create_batch(3, bot=bot, side="buy")
+
+    first = user_client.get(TRADES, {"side": "sell"}).content.decode()
+    second = user_client.get(TRADES, {"side": "sell", "page": "2"}).content.decode()
+
+    assert len(_trade_ids(first)) == 50
+    assert "Page 1 of 2 · 55 trades" in first
+    assert 'href="/trading/trades/?side=sell&amp;page=2"' in first
+    assert len(_trade_ids(second)) == 5
+    assert 'href="/trading/trades/?side=sell&amp;page=1"' in second
+    assert not set(_trade_ids(first)) & set(_trade_ids(second))
+
+
+@pytest.mark.django_db
+def test_trades_query_count_does_not_grow_with_the_number_of_trades(
+    user_client, django_assert_max_num_queries
+):
+    TradeFactory.create_batch(2)
+    with django_assert_max_num_queries(20) as few:
+        user_client.get(TRADES)
+    TradeFactory.create_batch(40)
+    TradeFactory.create_batch(5, bot=None, client_order_id=None)
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = user_client.get(TRADES).content.decode()
+
+    assert len(_trade_ids(html)) == 47
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "bogus"},
+        {"side": "sideways"},
+        {"bot": "not-a-uuid"},
+        {"bot": "6f1c1a4e-0000-4000-8000-000000000000"},
+    ],
+)
+def test_a_bad_filter_value_is_ignored_with_a_notice(user_client, params):
+    trade = TradeFactory()
+
+    response = user_client.get(TRADES, params)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert _trade_ids(html) == [trade.pk]
+    assert "Ignored a filter value that is not valid" in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["abc", "0", "-3", "1.5", ""])
+def test_a_malformed_page_number_shows_the_first_page(user_client, page):
+    trade = TradeFactory()
+
+    response = user_client.get(TRADES, {"page": page})
+
+    assert response.status_code == 200
+    assert _trade_ids(response.content.decode()) == [trade.pk]
+
+
+@pytest.mark.django_db
+def test_a_page_past_the_end_is_a_clear_empty_page(user_client):
+    TradeFactory.create_batch(3, side="buy")
+
+    response = user_client.get(TRADES, {"side": "buy", "page": "999"})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert _trade_ids(html) == []
+    assert "There is no page 999: these trades fill 1 page." in html
+    assert 'href="/trading/trades/?side=buy">Go to the first page' in html
+
+
+@pytest.mark.django_db
+def test_no_trades_yet_says_so(user_client):
+    html = user_client.get(TRADES).content.decode()
+
+    assert "No trades yet." in html
+
+
+# Trade detail
+
+
+@pytest.mark.django_db
+def test_clicking_a_row_loads_its_details_into_the_dialog(user_client):
+    trade = TradeFactory(
+        status=Trade.Status.REJECTED,
+        qty=Decimal("7"),
+        filled_qty=Decimal("0"),
+        price=None,
+        reason="MACD buy signal",
+        order_id="broker-order-123",
+        error_message="insufficient buying power",
+        submitted_at=datetime(2025, 3, 4, 14, 30, 5, tzinfo=UTC),
+        filled_at=None,
+    )
+    html = user_client.get(TRADES).content.decode()
+    detail_url = reverse("trading:trade-detail", args=[trade.pk])
+    assert f'hx-get="{detail_url}" hx-target="#trade-dialog"' in _row(html, f"trade-{trade.pk}")
+
+    response = user_client.get(detail_url, headers=HTMX)
+
+    detail = response.content.decode()
+    assert "<html" not in detail
+    assert trade.client_order_id in detail and "broker-order-123" in detail
+    assert "MACD buy signal" in detail and "Rejected" in detail
+    assert "<dt>Quantity</dt><dd>7</dd>" in detail
+    assert "<dt>Filled quantity</dt><dd>0</dd>" in detail
+    assert "<dt>Average fill price</dt><dd>—</dd>" in detail
+    assert "2025-03-04 14:30:05" in detail
+    assert "<dt>Filled</dt><dd>—</dd>" in detail
+    assert "insufficient buying power" in detail
+    assert '<form method="dialog">' in detail  # the close button; Escape closes it natively
+
+
+@pytest.mark.django_db
+def test_trade_detail_without_htmx_is_a_page(user_client):
+    trade = TradeFactory(price=Decimal("99.5"))
+
+    response = user_client.get(reverse("trading:trade-detail", args=[trade.pk]))
+
+    html = response.content.decode()
+    assert "<html" in html and f"Trade {trade.pk}" in html and "$99.50" in html
+    assert '<form method="dialog">' not in html
+
+
+@pytest.mark.django_db
+def test_an_unknown_trade_is_a_404(user_client):
+    assert user_client.get(reverse("trading:trade-detail", args=[999999])).status_code == 404
+
+
+# Positions
+
+
+@pytest.fixture
+def latest_prices(monkeypatch):
+    """Fix the paper exchange's latest prices and record each call."""
+    calls = []
+
+    def set_prices(prices: dict[str, str]):
+        def get_latest_prices(self, symbols):
+            calls.append(list(symbols))
+            return {s: Decimal(prices[s]) for s in symbols if s in prices}
+
+        monkeypatch.setattr(PaperBroker, "get_latest_prices", get_latest_prices)
+        return calls
+
+    return set_prices
+
+
+@pytest.mark.django_db
+def test_open_positions_show_the_paper_exchanges_price_and_unrealized_pnl(user_client, monkeypatch):
+    instant = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+    monkeypatch.setattr("trading.broker.paper.broker.timezone.now", lambda: instant)
+    price = market.latest_price("MSFT", instant)
+    position = PositionFactory(
+        bot=BotFactory(name="Soft", symbol="MSFT"),
+        qty=Decimal("4"),
+        avg_entry_price=price - Decimal("2.50"),
+    )
+
+    html = user_client.get(POSITIONS).content.decode()
+
+    row = _row(html, f"position-{position.pk}")
+    assert f">{format_money(price)}<" in row
+    assert '<span class="pos">$10.00</span>' in row
+    assert f'href="{reverse("bots:detail", args=[position.bot.pk])}">Soft</a>' in row
+
+
+@pytest.mark.django_db
+def test_open_position_row_has_entry_reason_stops_times_and_an_actions_cell(
+    user_client, latest_prices
+):
+    latest_prices({"AAPL": "140.00"})
+    position = PositionFactory(
+        qty=Decimal("10"),
+        avg_entry_price=Decimal("150.00"),
+        entry_reason="Bollinger buy signal",
+        stop_loss_price=Decimal("142.50"),
+        take_profit_price=Decimal("165"),
+        opened_at=datetime(2025, 1, 2, 15, 4, tzinfo=UTC),
+    )
+
+    html = user_client.get(POSITIONS).content.decode()
+
+    row = _row(html, f"position-{position.pk}")
+    assert ">$140.00<" in row
+    assert '<span class="neg">-$100.00</span>' in row and "(-6.67%)" in row
+    assert "$142.50 / $165.00" in row
+    assert "Bollinger buy signal" in row
+    assert "2025-01-02 15:04" in row
+    assert '<td class="row-actions">' in row
+    assert 'id="open-positions"' in html
+
+
+@pytest.mark.django_db
+def test_prices_are_asked_for_once_for_all_open_symbols(
+    user_client, latest_prices, django_assert_max_num_queries
+):
+    calls = latest_prices({"AAPL": "151", "MSFT": "400", "SPY": "500"})
+    for symbol in ("AAPL", "MSFT", "SPY", "AAPL"):
+        PositionFactory(bot=BotFactory(symbol=symbol))
+    PositionFactory.create_batch(3, closed=True)
+
+    with django_assert_max_num_queries(12):
+        html = user_client.get(POSITIONS).content.decode()
+
+    assert calls == [["AAPL", "MSFT", "SPY"]]
+    assert html.count('class="position-row"') == 4
+    assert html.count('class="position-row closed"') == 3
+
+
+@pytest.mark.django_db
+def test_no_open_positions_means_no_broker_call(user_client, latest_prices):
+    calls = latest_prices({})
+
+    html = user_client.get(POSITIONS).content.decode()
+
+    assert calls == []
+    assert "No open positions." in html and "No closed positions yet." in html
+
+
+@pytest.mark.django_db
+def test_closed_positions_show_realized_pnl_in_green_or_red(user_client, latest_prices):
+    latest_prices({})
+    win = PositionFactory(closed=True, realized_pnl=Decimal("250.5"), exit_price=Decimal("175"))
+    loss = PositionFactory(closed=True, realized_pnl=Decimal("-80"))
+
+    html = user_client.get(POSITIONS).content.decode()
+
+    assert '<span class="pos">$250.50</span>' in _row(html, f"closed-position-{win.pk}")
+    assert "$175.00" in _row(html, f"closed-position-{win.pk}")
+    assert '<span class="neg">-$80.00</span>' in _row(html, f"closed-position-{loss.pk}")
+    assert "$170.50" in html  # the realized total
+    assert f'id="position-{win.pk}"' not in html
+
+
+@pytest.mark.django_db
+def test_when_the_broker_is_down_the_page_still_renders_with_a_notice(user_client, monkeypatch):
+    def unavailable(self, symbols):
+        raise BrokerUnavailable("connection refused")
+
+    monkeypatch.setattr(PaperBroker, "get_latest_prices", unavailable)
+    position = PositionFactory()
+
+    response = user_client.get(POSITIONS)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-testid="prices-unavailable"' in html and "could not be reached" in html
+    row = _row(html, f"position-{position.pk}")
+    assert "price unavailable" in row
+    assert "$150.00" in row  # the entry price is still there
+
+
+@pytest.mark.django_db
+def test_a_deleted_bots_position_still_shows(user_client, latest_prices):
+    latest_prices({"AAPL": "150"})
+    position = PositionFactory(bot=None, symbol="AAPL")
+
+    html = user_client.get(POSITIONS).content.decode()
+
+    assert 'title="The bot was deleted">—<' in _row(html, f"position-{position.pk}")
+
+
+@pytest.mark.django_db
+def test_closed_positions_are_paged(user_client, latest_prices):
+    latest_prices({})
+    PositionFactory.create_batch(52, closed=True)
+
+    first = user_client.get(POSITIONS).content.decode()
+    second = user_client.get(
+        POSITIONS, {"page": "2"}, headers={**HTMX, "HX-Target": "closed-positions-table"}
+    ).content.decode()
+    past_end = user_client.get(POSITIONS, {"page": "9"}).content.decode()
+
+    assert first.count('class="position-row closed"') == 50
+    assert "Page 1 of 2" in first
+    assert second.count('class="position-row closed"') == 2 and "<html" not in second
+    assert 'data-live-insert="off"' in second
+    assert "There is no page 9 of closed positions." in past_end
+
+
+# Admin
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_books_read_only(admin_client):
+    trade = TradeFactory(reason="RSI buy signal")
+    position = PositionFactory()
+
+    trades = admin_client.get(reverse("admin:trading_trade_changelist"))
+    positions = admin_client.get(reverse("admin:trading_position_changelist"), {"is_open": "1"})
+    change = admin_client.get(reverse("admin:trading_trade_change", args=[trade.pk]))
+
+    assert trades.status_code == 200 and trade.client_order_id in trades.content.decode()
+    assert positions.status_code == 200
+    assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+    assert admin_client.get(reverse("admin:trading_trade_add")).status_code == 403
+    assert admin_client.get(reverse("admin:trading_position_add")).status_code == 403
+    delete_url = reverse("admin:trading_position_delete", args=[position.pk])
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert Position.objects.filter(pk=position.pk).exists()
+
+
+# Live updates
+
+
+@pytest.mark.django_db
+def test_a_new_trade_is_pushed_to_the_top_of_the_trades_table():
+    trade = TradeFactory(reason="RSI buy signal")
+
+    html = live_updates.render_trade_changed(trade, created=True)
+
+    assert html.startswith(f'<tbody hx-swap-oob="afterbegin:#trade-rows"><tr id="trade-{trade.pk}"')
+    assert html.rstrip().endswith("</tbody>")
+    assert html.count("hx-swap-oob") == 1
+    assert "RSI buy signal" in html
+
+
+@pytest.mark.django_db
+def test_a_changed_trade_replaces_its_row():
+    trade = TradeFactory(status=Trade.Status.PARTIALLY_FILLED)
+
+    html = live_updates.render_trade_changed(trade, created=False)
+
+    assert html.startswith(
+        f'<tr id="trade-{trade.pk}" class="trade-row clickable" hx-swap-oob="true"'
+    )
+    assert "Partially filled" in html
+
+
+@pytest.mark.django_db
+def test_an_open_position_is_upserted_in_two_messages():
+    position = PositionFactory()
+
+    update, insert = live_updates.render_position_changed(position)
+
+    assert update.startswith(
+        f'<tr id="position-{position.pk}" class="position-row" hx-swap-oob="true"'
+    )
+    assert "<tbody" not in update
+    assert insert.startswith(
+        f'<tbody hx-swap-oob="afterbegin:#open-positions:not(:has(#position-{position.pk}))">'
+        f'<tr id="position-{position.pk}"'
+    )
+    assert insert.count("hx-swap-oob") == 1
+    for message in (update, insert):
+        assert 'title="The live price shows when the page is reloaded">—<' in message
+
+
+@pytest.mark.django_db
+def test_a_closed_position_leaves_the_open_table_and_joins_the_closed_one():
+    position = PositionFactory(closed=True, realized_pnl=Decimal("-12.5"))
+
+    (message,) = live_updates.render_position_changed(position)
+
+    assert message.startswith(f'<tbody hx-swap-oob="delete:#position-{position.pk}"></tbody>')
+    assert (
+        '<tbody hx-swap-oob="afterbegin:#closed-positions:not(:has(#closed-position-'
+        f'{position.pk}))"><tr id="closed-position-{position.pk}"'
+    ) in message
+    assert '<span class="neg">-$12.50</span>' in message
+
+
+@pytest.mark.django_db
+def test_a_push_that_cannot_be_sent_does_not_break_the_caller(monkeypatch):
+    from tradebots import live
+
+    sent = []
+    monkeypatch.setattr(live, "send_html", sent.append)
+    position = PositionFactory()
+
+    live_updates.position_changed(position)
+    live_updates.trade_changed(TradeFactory(), created=True)
+
+    assert len(sent) == 3
+
+
+def test_trade_changed_reaches_a_logged_in_socket(transactional_db, client, user):
+    trade = TradeFactory(reason="Take-profit triggered (price ≥ $170.00)")
+    client.force_login(user)
+    headers = [
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(live_updates.trade_changed)(trade, created=True)
+        message = await communicator.receive_from(timeout=10)
+        await communicator.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+
+    assert message.startswith('<tbody hx-swap-oob="afterbegin:#trade-rows">')
+    assert f'<tr id="trade-{trade.pk}"' in message
+    assert "Take-profit triggered (price ≥ $170.00)" in message

@@ -1,0 +1,202 @@
+"""The books as pages: the trades list (filters, pages, a detail dialog) and the positions page
+(open positions valued at the broker's latest prices, closed positions with realized P&L)."""
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django import forms
+from django.core.paginator import Page, Paginator
+from django.db.models import Sum
+from django.shortcuts import get_object_or_404, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from bots.models import Bot
+
+from .broker import BrokerError, get_broker
+from .models import Position, Trade
+
+logger = logging.getLogger(__name__)
+
+TRADES_PER_PAGE = 50
+CLOSED_POSITIONS_PER_PAGE = 50
+TRADES_TABLE_ID = "trades-table"
+CLOSED_POSITIONS_ID = "closed-positions-table"
+
+
+class TradeFilterForm(forms.Form):
+    """The trades page's GET filters. A value that does not parse is ignored, not an error page."""
+
+    bot = forms.ModelChoiceField(
+        queryset=Bot.objects.order_by("name"), required=False, empty_label="All bots"
+    )
+    side = forms.ChoiceField(choices=[("", "All sides"), *Trade.Side.choices], required=False)
+    status = forms.ChoiceField(
+        choices=[("", "All statuses"), *Trade.Status.choices], required=False
+    )
+
+
+@dataclass
+class PageChoice:
+    """A page of a Paginator, or the fact that the asked-for page does not exist."""
+
+    page: Page | None
+    requested: int
+    paginator: Paginator
+
+    @property
+    def missing(self) -> bool:
+        return self.page is None
+
+    @property
+    def objects(self):
+        return self.page.object_list if self.page else []
+
+
+def _choose_page(queryset, number_text: str | None, per_page: int) -> PageChoice:
+    paginator = Paginator(queryset, per_page)
+    try:
+        number = max(int(number_text or 1), 1)
+    except ValueError:
+        number = 1
+    if number > paginator.num_pages:
+        return PageChoice(None, number, paginator)
+    return PageChoice(paginator.page(number), number, paginator)
+
+
+def _wants_fragment(request, target_id: str) -> bool:
+    """An htmx request aimed at one part of the page gets just that part; a plain GET, a
+    boosted link or a history restore gets the whole page."""
+    htmx = request.htmx
+    return (
+        bool(htmx)
+        and not htmx.boosted
+        and not htmx.history_restore_request
+        and (htmx.target == target_id)
+    )
+
+
+def _render(request, full_template: str, fragment_template: str, target_id: str, context):
+    fragment = _wants_fragment(request, target_id)
+    response = render(request, fragment_template if fragment else full_template, context)
+    # One URL answers with a page or a fragment: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+@require_GET
+def trade_list(request):
+    form = TradeFilterForm(request.GET)
+    form.is_valid()  # a field that fails is left out of cleaned_data: that filter is ignored
+    filters = {name: value for name, value in form.cleaned_data.items() if value}
+    ignored = [name for name in form.errors if request.GET.get(name)]
+
+    trades = Trade.objects.select_related("bot").order_by("-created_at", "-id")
+    for name, value in filters.items():
+        trades = trades.filter(**{name: value})
+    choice = _choose_page(trades, request.GET.get("page"), TRADES_PER_PAGE)
+
+    filter_params = {
+        name: (value.pk if isinstance(value, Bot) else value) for name, value in filters.items()
+    }
+    context = {
+        "filter_form": TradeFilterForm(initial=filter_params),
+        "filtered": bool(filters),
+        "ignored_filters": ignored,
+        "choice": choice,
+        "trades": choice.objects,
+        # Page links carry the filters; "&" is appended in the template before page=.
+        "filter_query": urlencode(filter_params),
+        # New trades pushed over the WebSocket only belong on the unfiltered first page.
+        "live_insert": not filters and choice.requested == 1,
+    }
+    return _render(
+        request,
+        "trading/trades.html",
+        "trading/partials/trades_table.html",
+        TRADES_TABLE_ID,
+        context,
+    )
+
+
+@require_GET
+def trade_detail(request, pk):
+    trade = get_object_or_404(Trade.objects.select_related("bot", "position"), pk=pk)
+    if request.htmx and not request.htmx.boosted:
+        response = render(
+            request, "trading/partials/trade_detail.html", {"trade": trade, "in_dialog": True}
+        )
+    else:
+        response = render(request, "trading/trade_detail.html", {"trade": trade})
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@dataclass
+class OpenPositionRow:
+    position: Position
+    price: Decimal | None = None
+
+    @property
+    def market_value(self) -> Decimal | None:
+        return None if self.price is None else self.price * self.position.qty
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.price is None:
+            return None
+        return (self.price - self.position.avg_entry_price) * self.position.qty
+
+    @property
+    def unrealized_pct(self) -> Decimal | None:
+        if self.price is None or not self.position.avg_entry_price:
+            return None
+        return (self.price / self.position.avg_entry_price - 1) * 100
+
+
+def _latest_prices(symbols: list[str]) -> tuple[dict[str, Decimal], bool]:
+    """One broker call for every open symbol; (prices, whether the broker answered)."""
+    if not symbols:
+        return {}, True
+    try:
+        return get_broker().get_latest_prices(symbols), True
+    except BrokerError:
+        logger.warning("Latest prices unavailable for %s", ", ".join(symbols), exc_info=True)
+        return {}, False
+
+
+@require_GET
+def position_list(request):
+    open_positions = list(
+        Position.objects.filter(is_open=True).select_related("bot").order_by("-opened_at", "-id")
+    )
+    prices, prices_ok = _latest_prices(sorted({position.symbol for position in open_positions}))
+    rows = [OpenPositionRow(position, prices.get(position.symbol)) for position in open_positions]
+    priced = [row for row in rows if row.price is not None]
+
+    closed = Position.objects.filter(is_open=False).select_related("bot")
+    closed_choice = _choose_page(
+        closed.order_by("-closed_at", "-id"), request.GET.get("page"), CLOSED_POSITIONS_PER_PAGE
+    )
+    context = {
+        "open_rows": rows,
+        "prices_ok": prices_ok,
+        "unpriced_count": len(rows) - len(priced),
+        "market_value": sum((row.market_value for row in priced), Decimal(0)) if priced else None,
+        "unrealized_pnl": (
+            sum((row.unrealized_pnl for row in priced), Decimal(0)) if priced else None
+        ),
+        "realized_pnl": closed.aggregate(total=Sum("realized_pnl"))["total"],
+        "closed_choice": closed_choice,
+        "closed_positions": closed_choice.objects,
+        "live_insert": closed_choice.requested == 1,
+    }
+    return _render(
+        request,
+        "trading/positions.html",
+        "trading/partials/closed_positions_table.html",
+        CLOSED_POSITIONS_ID,
+        context,
+    )
