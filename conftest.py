@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -50,6 +51,35 @@ def user(db):
 def user_client(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def buying_power(db):
+    """Set the paper exchange's buying power (its cash, as it has no margin)."""
+    from trading.broker.paper import exchange
+
+    def set_buying_power(amount: str) -> Decimal:
+        account = exchange.get_account()
+        account.cash = Decimal(amount)
+        account.save()
+        return account.cash
+
+    return set_buying_power
+
+
+@pytest.fixture
+def log_in():
+    """Log a browser page in through the real login form."""
+    from accounts.tests.factories import DEFAULT_PASSWORD
+
+    def log_in_page(page, base_url, user):
+        page.goto(base_url + "/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", DEFAULT_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("h1:has-text('Dashboard')")
+
+    return log_in_page
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@ from django.http import JsonResponse
 
 from tradebots.api import api_methods
 
+from .services import account_summary
+
 
 @api_methods("GET")
 def me(request):
@@ -14,3 +16,10 @@ def me(request):
             "is_superuser": user.is_superuser,
         }
     )
+
+
+@api_methods("GET")
+def account(request):
+    """The broker's figures and our books; when the broker is unreachable, still 200, with
+    the broker's figures null and ``error`` saying why."""
+    return JsonResponse(account_summary().as_json())

@@ -5,6 +5,8 @@ from tradebots import health
 from trading.broker import broker_label
 from trading.engine import market_status
 
+from .services import account_summary
+
 
 @require_GET
 def dashboard(request):
@@ -15,5 +17,6 @@ def dashboard(request):
             "status": health.system_status(),
             "broker_label": broker_label(),
             "market": market_status(),
+            "account": account_summary(),
         },
     )

@@ -32,6 +32,7 @@ def bot_json(bot: Bot) -> dict:
         "strategy": bot.strategy,
         "stop_loss_pct": _two_places(bot.stop_loss_pct),
         "take_profit_pct": _two_places(bot.take_profit_pct),
+        "realized_gains": _two_places(bot.realized_gains),
         "created_at": bot.created_at.isoformat(),
         "updated_at": bot.updated_at.isoformat(),
     }
@@ -97,12 +98,12 @@ def _save(request, bot: Bot | None):
 def bots(request):
     if request.method == "POST":
         return _save(request, None)
-    return JsonResponse({"bots": [bot_json(bot) for bot in Bot.objects.all()]})
+    return JsonResponse({"bots": [bot_json(bot) for bot in Bot.objects.with_figures()]})
 
 
 @api_methods("GET", "PUT", "DELETE")
 def bot(request, pk):
-    bot = get_object_or_404(Bot, pk=pk)
+    bot = get_object_or_404(Bot.objects.with_figures(), pk=pk)
     if request.method == "PUT":
         return _save(request, bot)
     if request.method == "DELETE":

@@ -1,12 +1,34 @@
 import uuid
+from decimal import Decimal
 
 from django.db import models
+from django.db.models.functions import Coalesce
 
 
 def default_strategy() -> dict:
     from .strategy import Strategy
 
     return Strategy.default().to_dict()
+
+
+class BotQuerySet(models.QuerySet):
+    def with_figures(self):
+        """Bots with their realized gains and open position loaded in constant queries (the
+        positions live in trading; bots reaches them only through the reverse relation)."""
+        closed = models.Q(positions__is_open=False)
+        return self.annotate(
+            realized_gains_total=Coalesce(
+                models.Sum("positions__realized_pnl", filter=closed),
+                models.Value(Decimal(0)),
+                output_field=models.DecimalField(max_digits=20, decimal_places=4),
+            )
+        ).prefetch_related(
+            models.Prefetch(
+                "positions",
+                queryset=self.model.positions.rel.related_model.objects.filter(is_open=True),
+                to_attr="open_positions",
+            )
+        )
 
 
 class Bot(models.Model):
@@ -38,6 +60,8 @@ class Bot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = BotQuerySet.as_manager()
+
     class Meta:
         ordering = ("name", "created_at")
         constraints = [
@@ -55,6 +79,15 @@ class Bot(models.Model):
         if positions is None:
             positions = list(self.positions.filter(is_open=True)[:1])
         return positions[0] if positions else None
+
+    @property
+    def realized_gains(self) -> Decimal:
+        """Realized P&L of the bot's closed positions (annotated by ``with_figures``)."""
+        total = getattr(self, "realized_gains_total", None)
+        if total is None:
+            closed = self.positions.filter(is_open=False)
+            total = closed.aggregate(total=models.Sum("realized_pnl"))["total"] or Decimal(0)
+        return total
 
     @property
     def short_id(self) -> str:

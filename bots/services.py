@@ -246,5 +246,11 @@ def _record_status(bot: Bot, previous: str, target: str, actor: str, reason: str
 
 
 def broadcast_bot(bot: Bot) -> None:
-    """After commit, every open page gets the bot's fresh card (status, position)."""
-    live.broadcast_on_commit("bots/partials/bot_live_update.html", {"bot": bot})
+    """After commit, every open page gets the bot's fresh card (status, position, gains)."""
+
+    def push():
+        fresh = Bot.objects.with_figures().filter(pk=bot.pk).first()
+        if fresh is not None:
+            live.broadcast("bots/partials/bot_live_update.html", {"bot": fresh})
+
+    transaction.on_commit(push)

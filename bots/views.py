@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -34,13 +33,7 @@ def _capital_context(bot: Bot | None = None) -> dict:
 
 @require_GET
 def bot_list(request):
-    from trading.models import Position
-
-    bots = Bot.objects.prefetch_related(
-        Prefetch(
-            "positions", queryset=Position.objects.filter(is_open=True), to_attr="open_positions"
-        )
-    )
+    bots = Bot.objects.with_figures()
     return render(request, "bots/list.html", {"bots": bots, **_capital_context()})
 
 
@@ -66,7 +59,7 @@ def _strategy_summary(bot: Bot) -> dict:
 
 @require_GET
 def bot_detail(request, pk):
-    bot = get_object_or_404(Bot, pk=pk)
+    bot = get_object_or_404(Bot.objects.with_figures(), pk=pk)
     history = bot.status_changes.all()[:STATUS_HISTORY_LENGTH]
     context = {"bot": bot, "history": history, "strategy": _strategy_summary(bot)}
     return render(request, "bots/detail.html", {**context, **charts.price_chart(bot)})
@@ -141,6 +134,7 @@ def bot_action(request, pk, action):
         feedback = live.render_toast(error.message, "error")
     if not request.htmx:
         return redirect(request.POST.get("next") or reverse("bots:detail", args=[bot.pk]))
+    bot = Bot.objects.with_figures().get(pk=bot.pk)
     html = render_to_string("bots/partials/bot_card.html", {"bot": bot}, request=request)
     return HttpResponse(html + feedback)
 

@@ -4,9 +4,12 @@ from django.urls import path
 
 from accounts import api as accounts_api
 from bots import api as bots_api
+from trading import api as trading_api
 
 urlpatterns = [
     path("me", accounts_api.me, name="api-me"),
+    path("account", accounts_api.account, name="api-account"),
+    path("positions", trading_api.positions, name="api-positions"),
     path("bots", bots_api.bots, name="api-bots"),
     path("bots/<uuid:pk>", bots_api.bot, name="api-bot"),
     path("bots/<uuid:pk>/start", bots_api.bot_lifecycle, {"action": "start"}, name="api-bot-start"),

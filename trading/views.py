@@ -17,6 +17,7 @@ from bots.models import Bot
 
 from .broker import BrokerError, get_broker
 from .models import Position, Trade
+from .positions import unmanaged_positions
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +181,15 @@ def position_list(request):
     closed_choice = _choose_page(
         closed.order_by("-closed_at", "-id"), request.GET.get("page"), CLOSED_POSITIONS_PER_PAGE
     )
+    try:
+        unmanaged, unmanaged_ok = unmanaged_positions(), True
+    except BrokerError:
+        logger.warning("Broker positions unavailable", exc_info=True)
+        unmanaged, unmanaged_ok = [], False
     context = {
         "open_rows": rows,
+        "unmanaged": unmanaged,
+        "unmanaged_ok": unmanaged_ok,
         "prices_ok": prices_ok,
         "unpriced_count": len(rows) - len(priced),
         "market_value": sum((row.market_value for row in priced), Decimal(0)) if priced else None,

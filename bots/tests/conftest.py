@@ -1,23 +1,3 @@
-from decimal import Decimal
-
-import pytest
-
-from trading.broker.paper import exchange
-
-
-@pytest.fixture
-def buying_power(db, settings):
-    """The paper exchange's buying power (its cash); set it before the account is first used."""
-
-    def set_buying_power(amount: str) -> Decimal:
-        account = exchange.get_account()
-        account.cash = Decimal(amount)
-        account.save()
-        return account.cash
-
-    return set_buying_power
-
-
 def bot_form_data(**overrides) -> dict:
     """What the bot form posts for a valid RSI bot."""
     data = {

@@ -5,21 +5,14 @@ import threading
 import pytest
 from django.db import connection
 
-from accounts.tests.factories import DEFAULT_PASSWORD
 from bots.models import Bot
 
 pytestmark = pytest.mark.browser
 
 
-def log_in(page, base_url, user):
-    page.goto(base_url + "/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Dashboard')")
-
-
-def test_create_start_and_pause_a_bot(transactional_db, user, buying_power, daphne_url, page):
+def test_create_start_and_pause_a_bot(
+    transactional_db, user, buying_power, daphne_url, page, log_in
+):
     buying_power("5000")
     log_in(page, daphne_url, user)
 
@@ -60,7 +53,7 @@ def test_create_start_and_pause_a_bot(transactional_db, user, buying_power, daph
 
 
 def test_a_status_change_elsewhere_updates_an_open_page(
-    transactional_db, user, buying_power, daphne_url, page
+    transactional_db, user, buying_power, daphne_url, page, log_in
 ):
     from bots import services
     from bots.tests.factories import BotFactory

@@ -1,0 +1,119 @@
+"""The brokerage account as the operator sees it: the broker's figures next to our books."""
+
+import logging
+from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+
+from bots.services import get_allocated_capital
+from tradebots import live
+from tradebots.money import CENT
+from trading.broker import BrokerError, alpaca_configured, broker_label, get_broker
+from trading.models import Position
+
+logger = logging.getLogger(__name__)
+
+# Below this share of buying power, available capital is shown as running low.
+LOW_AVAILABLE_SHARE = Decimal("0.10")
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    broker: str  # paper_exchange, alpaca_paper or alpaca_live
+    broker_label: str
+    allocated_capital: Decimal
+    total_realized_gains: Decimal
+    account_number: str | None = None
+    equity: Decimal | None = None
+    cash: Decimal | None = None
+    buying_power: Decimal | None = None
+    portfolio_value: Decimal | None = None
+    error: str | None = None
+
+    @property
+    def available_capital(self) -> Decimal | None:
+        if self.buying_power is None:
+            return None
+        return self.buying_power - self.allocated_capital
+
+    @property
+    def available_level(self) -> str | None:
+        """healthy, low (under 10% of buying power) or over (allocated beyond buying power)."""
+        available = self.available_capital
+        if available is None:
+            return None
+        if available < 0:
+            return "over"
+        if available < self.buying_power * LOW_AVAILABLE_SHARE:
+            return "low"
+        return "healthy"
+
+    @property
+    def allocated_share(self) -> Decimal | None:
+        """Allocated capital as a percentage of buying power, capped at 100, for the bar."""
+        if not self.buying_power or self.buying_power <= 0:
+            return None
+        return min(self.allocated_capital / self.buying_power * 100, Decimal(100))
+
+    def as_json(self) -> dict:
+        """Money as strings of Decimals to the cent; null where the broker did not answer."""
+        figures = asdict(self)
+        figures["available_capital"] = self.available_capital
+        return {
+            name: str(value.quantize(CENT, ROUND_HALF_UP)) if isinstance(value, Decimal) else value
+            for name, value in figures.items()
+        }
+
+
+def broker_kind() -> str:
+    if not alpaca_configured():
+        return "paper_exchange"
+    return "alpaca_paper" if settings.ALPACA_PAPER else "alpaca_live"
+
+
+def total_realized_gains() -> Decimal:
+    closed = Position.objects.filter(is_open=False)
+    return closed.aggregate(total=Sum("realized_pnl"))["total"] or Decimal(0)
+
+
+def account_summary() -> AccountSummary:
+    books = {
+        "broker": broker_kind(),
+        "broker_label": broker_label(),
+        "allocated_capital": get_allocated_capital(),
+        "total_realized_gains": total_realized_gains(),
+    }
+    try:
+        account = get_broker().get_account()
+    except BrokerError as error:
+        logger.warning("Account figures unavailable: %s", error)
+        return AccountSummary(**books, error=f"Broker unreachable: {error}")
+    return AccountSummary(
+        **books,
+        account_number=account.account_number,
+        equity=account.equity,
+        cash=account.cash,
+        buying_power=account.buying_power,
+        portfolio_value=account.portfolio_value,
+    )
+
+
+# --- live refresh ------------------------------------------------------------------------------
+
+
+def _push_account_summary() -> None:
+    live.broadcast("accounts/partials/account_summary.html", {"account": account_summary()})
+
+
+def refresh_account_summary_on_commit() -> None:
+    """Push a fresh summary to every dashboard once the current transaction commits; several
+    changes in one transaction make one push. A failed push is logged, never raised."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(
+        callback is _push_account_summary for _, callback, _ in connection.run_on_commit
+    ):
+        return
+    transaction.on_commit(_push_account_summary, robust=True)

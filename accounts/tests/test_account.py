@@ -1,0 +1,263 @@
+"""The account summary, realized gains per bot, and unmanaged positions."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
+
+from accounts.services import AccountSummary
+from bots.tests.factories import BotFactory
+from tradebots.asgi import application
+from trading.broker import BrokerPosition, BrokerUnavailable, OrderSide, get_broker
+from trading.broker.paper import exchange
+from trading.broker.paper.broker import PaperBroker
+from trading.positions import find_unmanaged
+from trading.tests.factories import PositionFactory
+from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
+
+
+def set_cash(amount: str) -> None:
+    account = exchange.get_account()
+    account.cash = Decimal(amount)
+    account.save()
+
+
+def held(symbol: str, qty: str, price: str = "100") -> BrokerPosition:
+    qty, price = Decimal(qty), Decimal(price)
+    return BrokerPosition(symbol, qty, Decimal("90"), price, qty * price, qty * (price - 90))
+
+
+@pytest.fixture
+def books(db):
+    """Two bots (3,000 allocated), a closed win and a closed loss, one open position."""
+    set_cash("10000")
+    winner = BotFactory(capital=Decimal("2000"))
+    loser = BotFactory(capital=Decimal("1000"), symbol="MSFT")
+    PositionFactory(bot=winner, closed=True, realized_pnl=Decimal("250.50"))
+    PositionFactory(bot=loser, closed=True, realized_pnl=Decimal("-75.25"))
+    PositionFactory(bot=winner, closed=True, realized_pnl=Decimal("24.75"))
+    PositionFactory(bot=loser, qty=Decimal("1"))
+    return winner, loser
+
+
+def test_api_account_reports_every_figure(user_client, books):
+    body = user_client.get("/api/account").json()
+
+    assert body == {
+        "broker": "paper_exchange",
+        "broker_label": "Paper exchange (simulated)",
+        "account_number": exchange.get_account().account_number,
+        "equity": "10000.00",
+        "cash": "10000.00",
+        "buying_power": "10000.00",
+        "portfolio_value": "10000.00",
+        "allocated_capital": "3000.00",
+        "available_capital": "7000.00",
+        "total_realized_gains": "200.00",
+        "error": None,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_account_through_alpaca(user_client, settings):
+    with FakeAlpaca() as fake:
+        settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
+        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
+        BotFactory(capital=Decimal("2500"))
+
+        body = user_client.get("/api/account").json()
+
+    assert body["broker"] == "alpaca_paper"
+    assert body["broker_label"] == "Alpaca paper trading"
+    assert body["account_number"] == exchange.get_account().account_number
+    assert Decimal(body["buying_power"]) == Decimal("100000")
+    assert Decimal(body["available_capital"]) == Decimal("97500")
+    assert body["error"] is None
+
+
+def test_broker_down_still_answers_200_with_our_books(user_client, books, monkeypatch):
+    def down(self):
+        raise BrokerUnavailable("Alpaca unreachable: ConnectTimeout")
+
+    monkeypatch.setattr(PaperBroker, "get_account", down)
+
+    response = user_client.get("/api/account")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["error"] == "Broker unreachable: Alpaca unreachable: ConnectTimeout"
+    for name in ("account_number", "equity", "cash", "buying_power", "available_capital"):
+        assert body[name] is None
+    assert body["allocated_capital"] == "3000.00"
+    assert body["total_realized_gains"] == "200.00"
+    assert "Broker unreachable" in user_client.get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("buying_power", "allocated", "level"),
+    [("1000", "0", "healthy"), ("1000", "900", "healthy"), ("1000", "900.01", "low"),
+     ("1000", "1000", "low"), ("1000", "1000.01", "over"), ("0", "0", "healthy")],
+)  # fmt: skip
+def test_available_capital_colour_thresholds(buying_power, allocated, level):
+    summary = AccountSummary(
+        broker="paper_exchange", broker_label="x", allocated_capital=Decimal(allocated),
+        total_realized_gains=Decimal(0), buying_power=Decimal(buying_power),
+    )  # fmt: skip
+
+    assert summary.available_level == level
+
+
+def test_dashboard_shows_the_account(user_client, books):
+    html = user_client.get("/").content.decode()
+
+    assert f"Account #{exchange.get_account().account_number}" in html
+    for label in ("Total Account Value", "Cash", "Buying Power", "Total Realized Gains"):
+        assert label in html
+    assert 'data-testid="realized-gains" class="pos">$200.00' in html
+    assert 'class="level-healthy">$7,000.00' in html
+
+
+def test_dashboard_query_count_does_not_grow_with_bots_and_positions(
+    user_client, books, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(50) as baseline:
+        user_client.get("/")
+    for _ in range(10):
+        bot = BotFactory(capital=Decimal("1"))
+        PositionFactory(bot=bot, closed=True)
+        PositionFactory(bot=bot)
+
+    with django_assert_max_num_queries(len(baseline.captured_queries)):
+        user_client.get("/")
+
+
+def test_realized_gains_per_bot_in_the_api(user_client, books, django_assert_max_num_queries):
+    winner, loser = books
+
+    with django_assert_max_num_queries(4):
+        listed = {b["id"]: b for b in user_client.get("/api/bots").json()["bots"]}
+    single = user_client.get(f"/api/bots/{loser.pk}").json()
+
+    assert listed[str(winner.pk)]["realized_gains"] == "275.25"
+    assert listed[str(loser.pk)]["realized_gains"] == "-75.25"
+    assert single["realized_gains"] == "-75.25"
+
+
+def test_bot_cards_show_realized_gains_without_n_plus_one(
+    user_client, books, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(30) as baseline:
+        html = user_client.get("/bots/").content.decode()
+    for _ in range(10):
+        PositionFactory(bot=BotFactory(capital=Decimal("1")), closed=True)
+
+    with django_assert_max_num_queries(len(baseline.captured_queries)):
+        user_client.get("/bots/")
+
+    assert 'data-testid="realized-gains">$275.25<' in html.replace('class="pos" ', "")
+
+
+def test_the_account_command_prints_the_summary(books):
+    out = StringIO()
+
+    call_command("account", stdout=out)
+
+    text = out.getvalue()
+    assert f"Account #{exchange.get_account().account_number} (Paper exchange (simulated))" in text
+    assert "Allocated to bots:" in text and "$3,000.00" in text
+    assert "Total realized gains:" in text and "$200.00" in text
+
+
+# --- unmanaged positions -----------------------------------------------------------------------
+
+
+def test_extra_shares_at_the_broker_are_unmanaged():
+    (extra,) = find_unmanaged([held("AAPL", "15")], {"AAPL": Decimal("10")})
+
+    assert (extra.symbol, extra.qty, extra.broker_qty) == ("AAPL", 5, 15)
+    assert extra.market_value == Decimal("500.00")
+    assert extra.unrealized_pl == Decimal("50.00")
+
+
+def test_a_symbol_we_do_not_track_is_wholly_unmanaged():
+    (extra,) = find_unmanaged([held("TSLA", "3")], {"AAPL": Decimal("10")})
+
+    assert (extra.symbol, extra.qty) == ("TSLA", 3)
+
+
+def test_two_bots_summing_to_the_brokers_quantity_leave_nothing_unmanaged(db):
+    PositionFactory(symbol="AAPL", qty=Decimal("4"))
+    PositionFactory(symbol="AAPL", qty=Decimal("6"))
+    PositionFactory(symbol="AAPL", qty=Decimal("100"), closed=True)
+    from trading.positions import tracked_quantities
+
+    assert find_unmanaged([held("AAPL", "10")], tracked_quantities()) == []
+
+
+def test_a_short_at_the_broker_is_unmanaged_as_a_negative_quantity():
+    (short,) = find_unmanaged([held("SPY", "-7")], {})
+
+    assert short.qty == -7
+
+
+def test_tracking_more_than_the_broker_holds_is_not_unmanaged():
+    assert find_unmanaged([held("AAPL", "5")], {"AAPL": Decimal("8")}) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_positions_lists_managed_and_unmanaged_rows(user_client, settings):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading.orders import place_order
+
+    bot = BotFactory(name="Holder", symbol="AAPL")
+    place_order(bot, "buy", Decimal("4"), "RSI buy signal")
+    get_broker().submit_market_order("AAPL", Decimal("2"), OrderSide.BUY, "placed-by-hand-1")
+    get_broker().submit_market_order("KO", Decimal("3"), OrderSide.BUY, "placed-by-hand-2")
+
+    rows = user_client.get("/api/positions").json()["positions"]
+
+    managed = [row for row in rows if row["managed"]]
+    unmanaged = {row["symbol"]: row for row in rows if not row["managed"]}
+    assert [(r["bot_name"], r["symbol"], r["qty"]) for r in managed] == [
+        ("Holder", "AAPL", "4.000000000")
+    ]
+    assert set(unmanaged) == {"AAPL", "KO"}
+    assert Decimal(unmanaged["AAPL"]["qty"]) == 2 and Decimal(unmanaged["KO"]["qty"]) == 3
+    assert unmanaged["KO"]["bot_id"] is None
+    assert Decimal(unmanaged["KO"]["current_price"]) > 0
+    assert unmanaged["KO"]["unrealized_pl"] is not None
+
+    html = user_client.get("/trading/positions/").content.decode()
+    assert html.count('data-testid="unmanaged-row"') == 2
+    assert ">Unmanaged<" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fill_refreshes_the_account_summary_on_open_dashboards(client, user, settings):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading.orders import place_order
+
+    bot = BotFactory()
+    client.force_login(user)
+    headers = [
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
+        await communicator.connect()
+        await sync_to_async(place_order)(bot, "buy", Decimal("1"), "RSI buy signal")
+        messages = []
+        while not any('id="account-summary"' in m for m in messages):
+            messages.append(await communicator.receive_from(timeout=10))
+        await communicator.disconnect()
+        return messages
+
+    summary = next(m for m in async_to_sync(scenario)() if 'id="account-summary"' in m)
+
+    cash = exchange.get_account().cash
+    assert f"${cash:,.2f}" in summary

@@ -1,0 +1,61 @@
+"""JSON API for positions: what each bot holds, and what the broker holds that no bot owns."""
+
+from decimal import Decimal
+
+from django.http import JsonResponse
+
+from tradebots.api import api_methods, json_error
+
+from .broker import BrokerError, get_broker
+from .models import Position
+from .positions import find_unmanaged, tracked_quantities
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@api_methods("GET")
+def positions(request):
+    try:
+        broker_positions = get_broker().list_positions()
+    except BrokerError as error:
+        return json_error(f"Broker unreachable: {error}", 503)
+    prices = {held.symbol: held.current_price for held in broker_positions}
+    managed = [
+        {
+            "id": position.pk,
+            "managed": True,
+            "bot_id": str(position.bot_id) if position.bot_id else None,
+            "bot_name": position.bot.name if position.bot else None,
+            "symbol": position.symbol,
+            "qty": str(position.qty),
+            "avg_entry_price": str(position.avg_entry_price),
+            "current_price": _money(prices.get(position.symbol)),
+            "unrealized_pl": _money(
+                None
+                if prices.get(position.symbol) is None
+                else (prices[position.symbol] - position.avg_entry_price) * position.qty
+            ),
+            "entry_reason": position.entry_reason,
+            "opened_at": position.opened_at.isoformat(),
+        }
+        for position in Position.objects.filter(is_open=True).select_related("bot")
+    ]
+    unmanaged = [
+        {
+            "id": None,
+            "managed": False,
+            "bot_id": None,
+            "bot_name": None,
+            "symbol": held.symbol,
+            "qty": str(held.qty),
+            "avg_entry_price": str(held.avg_entry_price),
+            "current_price": _money(held.current_price),
+            "unrealized_pl": _money(held.unrealized_pl),
+            "entry_reason": None,
+            "opened_at": None,
+        }
+        for held in find_unmanaged(broker_positions, tracked_quantities())
+    ]
+    return JsonResponse({"positions": managed + unmanaged})

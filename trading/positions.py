@@ -1,0 +1,64 @@
+"""Positions as the broker sees them versus our books: what no bot owns is "unmanaged".
+
+For each symbol, unmanaged = the broker's quantity − the sum of our bots' open quantities, when
+that difference lies in the direction of the broker's position (the broker holds more, long or
+short, than we track). A symbol we track not at all is wholly unmanaged; a short the broker holds
+shows as a negative quantity. When we track MORE than the broker holds, nothing is unmanaged:
+that is a discrepancy for reconciliation, not a position to close.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from .broker import BrokerPosition, get_broker
+from .models import Position
+
+
+@dataclass(frozen=True)
+class UnmanagedPosition:
+    symbol: str
+    qty: Decimal
+    broker_qty: Decimal
+    avg_entry_price: Decimal
+    current_price: Decimal | None
+    market_value: Decimal | None
+    unrealized_pl: Decimal | None
+
+
+def tracked_quantities() -> dict[str, Decimal]:
+    rows = Position.objects.filter(is_open=True).values("symbol").annotate(total=Sum("qty"))
+    return {row["symbol"]: row["total"] for row in rows}
+
+
+def find_unmanaged(
+    broker_positions: list[BrokerPosition], tracked: dict[str, Decimal]
+) -> list[UnmanagedPosition]:
+    unmanaged = []
+    for held in broker_positions:
+        excess = held.qty - tracked.get(held.symbol, Decimal(0))
+        if excess == 0 or (excess > 0) != (held.qty > 0):
+            continue
+        share = excess / held.qty  # the unmanaged part's share of the broker's figures
+        unmanaged.append(
+            UnmanagedPosition(
+                symbol=held.symbol,
+                qty=excess,
+                broker_qty=held.qty,
+                avg_entry_price=held.avg_entry_price,
+                current_price=held.current_price,
+                market_value=_share(held.market_value, share),
+                unrealized_pl=_share(held.unrealized_pl, share),
+            )
+        )
+    return sorted(unmanaged, key=lambda position: position.symbol)
+
+
+def _share(value: Decimal | None, share: Decimal) -> Decimal | None:
+    return None if value is None else (value * share).quantize(Decimal("0.01"))
+
+
+def unmanaged_positions() -> list[UnmanagedPosition]:
+    """Raises the gateway's BrokerError when the broker cannot be asked."""
+    return find_unmanaged(get_broker().list_positions(), tracked_quantities())
