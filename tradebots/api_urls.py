@@ -10,6 +10,7 @@ urlpatterns = [
     path("me", accounts_api.me, name="api-me"),
     path("account", accounts_api.account, name="api-account"),
     path("positions", trading_api.positions, name="api-positions"),
+    path("positions/<int:pk>/close", trading_api.close_position, name="api-position-close"),
     path("bots", bots_api.bots, name="api-bots"),
     path("bots/<uuid:pk>", bots_api.bot, name="api-bot"),
     path("bots/<uuid:pk>/start", bots_api.bot_lifecycle, {"action": "start"}, name="api-bot-start"),

@@ -3,9 +3,11 @@
 from decimal import Decimal
 
 from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
 
 from tradebots.api import api_methods, json_error
 
+from . import emergency
 from .broker import BrokerError, get_broker
 from .models import Position
 from .positions import find_unmanaged, tracked_quantities
@@ -59,3 +61,42 @@ def positions(request):
         for held in find_unmanaged(broker_positions, tracked_quantities())
     ]
     return JsonResponse({"positions": managed + unmanaged})
+
+
+@api_methods("POST")
+def close_position(request, pk):
+    """Sell the whole position at market; ?pause_bot=false leaves its bot running."""
+    position = get_object_or_404(Position, pk=pk)
+    pause_raw = request.GET.get("pause_bot", "true").lower()
+    if pause_raw not in ("true", "false"):
+        return json_error("pause_bot must be true or false", 400)
+    try:
+        result = emergency.close_position(
+            position, request.user.get_username(), pause_bot=pause_raw == "true"
+        )
+    except emergency.CloseRefused as refused:
+        return json_error(refused.message, refused.status)
+    trade = result.trade
+    return JsonResponse(
+        {
+            "message": result.message,
+            "already_in_flight": result.already_in_flight,
+            "trade": {
+                "id": trade.pk,
+                "client_order_id": trade.client_order_id,
+                "order_id": trade.order_id,
+                "symbol": trade.symbol,
+                "side": trade.side,
+                "qty": str(trade.qty),
+                "filled_qty": str(trade.filled_qty),
+                "price": _money(trade.price),
+                "status": trade.status,
+                "reason": trade.reason,
+            },
+            "bot": (
+                {"id": str(result.bot.pk), "name": result.bot.name, "status": result.bot.status}
+                if result.bot
+                else None
+            ),
+        }
+    )

@@ -54,7 +54,11 @@ TRADE_STATUS_FOR_ORDER_STATUS = {
 }
 
 
-def generate_client_order_id(bot: Bot) -> str:
+def generate_client_order_id(bot: Bot | None) -> str:
+    """``bot-{bot id[:8]}-{random[:8]}``; an order no bot owns (closing an unmanaged position)
+    is ``manual-{random[:12]}``, still recorded as a Trade so it is traceable."""
+    if bot is None:
+        return f"manual-{uuid.uuid4().hex[:12]}"
     return f"bot-{bot.id.hex[:8]}-{uuid.uuid4().hex[:8]}"
 
 
@@ -64,20 +68,40 @@ def bot_prefix_of(client_order_id: str | None) -> str | None:
     return match["bot"] if match else None
 
 
-def place_order(bot: Bot, side: str, qty: Decimal, reason: str, *, verify: bool = True) -> Trade:
+def place_order(
+    bot: Bot | None,
+    side: str,
+    qty: Decimal,
+    reason: str,
+    *,
+    symbol: str | None = None,
+    verify: bool = True,
+) -> Trade:
     """Record the intent, send it, and (unless told not to) verify the fill."""
-    if transaction.get_connection().in_atomic_block:
-        # The intent must be committed before the order leaves, or a crash could lose it.
-        raise RuntimeError("place_order must not run inside a transaction")
+    return send_intent(record_intent(bot, side, qty, reason, symbol=symbol), verify=verify)
+
+
+def record_intent(
+    bot: Bot | None, side: str, qty: Decimal, reason: str, *, symbol: str | None = None
+) -> Trade:
+    """The write-ahead half of placing an order (callers holding a lock use it inside their
+    transaction, then call send_intent after it commits)."""
     trade = Trade.objects.create(
         bot=bot,
-        symbol=bot.symbol,
+        symbol=symbol or bot.symbol,
         side=side,
         qty=qty,
         reason=reason,
         client_order_id=generate_client_order_id(bot),
     )
     _notify(trade, created=True)
+    return trade
+
+
+def send_intent(trade: Trade, *, verify: bool = True) -> Trade:
+    if transaction.get_connection().in_atomic_block:
+        # The intent must be committed before the order leaves, or a crash could lose it.
+        raise RuntimeError("Orders must not be sent inside a transaction")
     trade = submit(trade)
     if verify and trade.is_open:
         trade = verify_fill(trade)
@@ -222,8 +246,10 @@ def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
         sold = min(qty, position.qty)
         pnl = (price - position.avg_entry_price) * sold
         position.realized_pnl = ((position.realized_pnl or 0) + pnl).quantize(PRICE_PLACES)
-        position.qty -= sold
-        if position.qty == 0:
+        if sold < position.qty:
+            position.qty -= sold
+        else:
+            # Closed: qty keeps what was held at the close, for the closed-positions table.
             position.is_open = False
             position.exit_price = price.quantize(PRICE_PLACES)
             position.closed_at = now

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from . import engine, orders
+from .models import Trade
 
 
 @shared_task
@@ -23,3 +24,10 @@ def evaluate_batch(timeframe: str, symbols: list[str]) -> list[str]:
 @shared_task
 def sync_open_orders() -> dict:
     return orders.sync_open_orders()
+
+
+@shared_task
+def verify_trade(trade_id: int) -> str:
+    """Fill verification for an order whose sender did not wait (the emergency sell)."""
+    trade = orders.verify_fill(Trade.objects.get(pk=trade_id))
+    return trade.status

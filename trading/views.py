@@ -7,14 +7,18 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import Sum
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from bots.models import Bot
+from tradebots import live
 
+from . import emergency
 from .broker import BrokerError, get_broker
 from .models import Position, Trade
 from .positions import unmanaged_positions
@@ -139,6 +143,7 @@ def trade_detail(request, pk):
 class OpenPositionRow:
     position: Position
     price: Decimal | None = None
+    closing: bool = False  # a sell for it is in flight
 
     @property
     def market_value(self) -> Decimal | None:
@@ -174,7 +179,15 @@ def position_list(request):
         Position.objects.filter(is_open=True).select_related("bot").order_by("-opened_at", "-id")
     )
     prices, prices_ok = _latest_prices(sorted({position.symbol for position in open_positions}))
-    rows = [OpenPositionRow(position, prices.get(position.symbol)) for position in open_positions]
+    closing = set(
+        Trade.objects.filter(
+            position__in=open_positions, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
+        ).values_list("position_id", flat=True)
+    )
+    rows = [
+        OpenPositionRow(position, prices.get(position.symbol), position.pk in closing)
+        for position in open_positions
+    ]
     priced = [row for row in rows if row.price is not None]
 
     closed = Position.objects.filter(is_open=False).select_related("bot")
@@ -188,6 +201,7 @@ def position_list(request):
         unmanaged, unmanaged_ok = [], False
     context = {
         "open_rows": rows,
+        "emergency": emergency.emergency_counts(),
         "unmanaged": unmanaged,
         "unmanaged_ok": unmanaged_ok,
         "prices_ok": prices_ok,
@@ -208,3 +222,47 @@ def position_list(request):
         CLOSED_POSITIONS_ID,
         context,
     )
+
+
+# --- getting out -------------------------------------------------------------------------------
+
+
+def _toast_or_redirect(request, message: str, level: str):
+    if request.htmx:
+        return HttpResponse(live.render_toast(message, level))
+    getattr(messages, "error" if level == "error" else "success")(request, message)
+    return redirect("trading:positions")
+
+
+@require_POST
+def close_position(request, pk):
+    position = get_object_or_404(Position, pk=pk)
+    pause_bot = request.POST.get("pause_bot", "true").lower() != "false"
+    try:
+        result = emergency.close_position(position, request.user.get_username(), pause_bot)
+    except emergency.CloseRefused as refused:
+        return _toast_or_redirect(request, refused.message, "error")
+    return _toast_or_redirect(request, result.message, "success")
+
+
+@require_POST
+def close_unmanaged(request, symbol):
+    try:
+        trade = emergency.close_unmanaged(symbol, request.user.get_username())
+    except emergency.CloseRefused as refused:
+        return _toast_or_redirect(request, refused.message, "error")
+    except BrokerError as error:
+        return _toast_or_redirect(request, f"Broker unreachable: {error}", "error")
+    verb = "Sold" if trade.side == Trade.Side.SELL else "Bought back"
+    return _toast_or_redirect(
+        request, f"{verb} {trade.qty.normalize():f} unmanaged {symbol} shares.", "success"
+    )
+
+
+@require_POST
+def emergency_stop(request):
+    report = emergency.emergency_stop(request.user.get_username())
+    text = f"Sold {len(report.closed)} position(s), paused {len(report.paused)} bot(s)."
+    if report.failed:
+        return _toast_or_redirect(request, f"{text} Failed: {'; '.join(report.failed)}", "error")
+    return _toast_or_redirect(request, text, "success")

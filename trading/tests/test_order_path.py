@@ -255,5 +255,5 @@ def test_verification_stores_the_true_status_when_not_filled(configured_broker, 
 def test_place_order_refuses_to_run_inside_a_transaction(db):
     from django.db import transaction
 
-    with transaction.atomic(), pytest.raises(RuntimeError, match="must not run inside"):
+    with transaction.atomic(), pytest.raises(RuntimeError, match="must not be sent inside"):
         orders.place_order(BotFactory(), "buy", Decimal("1"), "x")
