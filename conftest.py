@@ -58,6 +58,30 @@ def user_client(client, user):
 
 
 @pytest.fixture
+def socket_headers(client, user):
+    """Headers of a logged-in browser for a WebsocketCommunicator on /ws/updates/."""
+    client.force_login(user)
+    return [
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+
+
+@pytest.fixture
+def alpaca_fake(transactional_db, settings):
+    """The fake Alpaca server, with the settings pointing get_broker() at it: the app talks to
+    it through AlpacaBroker and real alpaca-py (short timeouts, no retry sleeps)."""
+    from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
+
+    with FakeAlpaca() as fake:
+        settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
+        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
+        settings.ALPACA_READ_TIMEOUT_SECONDS = 0.5
+        settings.ALPACA_RETRY_WAIT_SECONDS = 0
+        yield fake
+
+
+@pytest.fixture
 def buying_power(db):
     """Set the paper exchange's buying power (its cash, as it has no margin)."""
     from trading.broker.paper import exchange

@@ -16,7 +16,6 @@ from trading.broker.paper import exchange
 from trading.broker.paper.broker import PaperBroker
 from trading.positions import find_unmanaged
 from trading.tests.factories import PositionFactory
-from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
 
 
 def set_cash(amount: str) -> None:
@@ -61,14 +60,10 @@ def test_api_account_reports_every_figure(user_client, books):
     }
 
 
-@pytest.mark.django_db(transaction=True)
-def test_api_account_through_alpaca(user_client, settings):
-    with FakeAlpaca() as fake:
-        settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
-        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
-        BotFactory(capital=Decimal("2500"))
+def test_api_account_through_alpaca(user_client, alpaca_fake):
+    BotFactory(capital=Decimal("2500"))
 
-        body = user_client.get("/api/account").json()
+    body = user_client.get("/api/account").json()
 
     assert body["broker"] == "alpaca_paper"
     assert body["broker_label"] == "Alpaca paper trading"
@@ -236,19 +231,14 @@ def test_api_positions_lists_managed_and_unmanaged_rows(user_client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_fill_refreshes_the_account_summary_on_open_dashboards(client, user, settings):
+def test_a_fill_refreshes_the_account_summary_on_open_dashboards(socket_headers, settings):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.orders import place_order
 
     bot = BotFactory()
-    client.force_login(user)
-    headers = [
-        (b"origin", b"http://127.0.0.1"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
         await sync_to_async(place_order)(bot, "buy", Decimal("1"), "RSI buy signal")
         messages = []

@@ -8,17 +8,12 @@ from bots.tests.factories import BotFactory
 from tradebots.asgi import application
 
 
-def test_a_status_change_pushes_the_bots_card(transactional_db, client, user, buying_power):
+def test_a_status_change_pushes_the_bots_card(transactional_db, socket_headers, buying_power):
     buying_power("5000")
     bot = BotFactory(name="Pushed")
-    client.force_login(user)
-    headers = [
-        (b"origin", b"http://127.0.0.1"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         connected, _ = await communicator.connect()
         assert connected
         await sync_to_async(services.start_bot)(bot, "alice")

@@ -11,11 +11,6 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 RECEIVE_TIMEOUT_SECONDS = 10
 
 
-def _session_cookie(client, user) -> tuple[bytes, bytes]:
-    client.force_login(user)
-    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
-
-
 def test_websocket_refuses_anonymous_users(transactional_db):
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN])
@@ -26,8 +21,8 @@ def test_websocket_refuses_anonymous_users(transactional_db):
     assert async_to_sync(scenario)() is False
 
 
-def test_websocket_refuses_foreign_origins(transactional_db, client, user):
-    cookie = _session_cookie(client, user)
+def test_websocket_refuses_foreign_origins(transactional_db, socket_headers):
+    _, cookie = socket_headers
 
     async def scenario():
         communicator = WebsocketCommunicator(
@@ -40,11 +35,10 @@ def test_websocket_refuses_foreign_origins(transactional_db, client, user):
     assert async_to_sync(scenario)() is False
 
 
-def test_broadcast_reaches_a_logged_in_socket(transactional_db, client, user):
-    cookie = _session_cookie(client, user)
+def test_broadcast_reaches_a_logged_in_socket(transactional_db, socket_headers):
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         connected, _ = await communicator.connect()
         assert connected
         await sync_to_async(live.toast)("Order filled", "success")
@@ -59,11 +53,10 @@ def test_broadcast_reaches_a_logged_in_socket(transactional_db, client, user):
     assert "Order filled" in message
 
 
-def test_broadcast_escapes_what_it_renders(transactional_db, client, user):
-    cookie = _session_cookie(client, user)
+def test_broadcast_escapes_what_it_renders(transactional_db, socket_headers):
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
         await sync_to_async(live.toast)("<script>alert(1)</script>")
         message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
@@ -73,13 +66,11 @@ def test_broadcast_escapes_what_it_renders(transactional_db, client, user):
     assert "&lt;script&gt;" in async_to_sync(scenario)()
 
 
-def test_broadcast_on_commit_waits_for_the_commit(transactional_db, client, user):
+def test_broadcast_on_commit_waits_for_the_commit(transactional_db, socket_headers):
     from django.db import transaction
 
-    cookie = _session_cookie(client, user)
-
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
 
         def rolled_back_then_committed():
@@ -105,12 +96,11 @@ def test_broadcast_on_commit_waits_for_the_commit(transactional_db, client, user
 
 
 def test_task_round_trips_through_a_real_worker_and_reaches_the_socket(
-    transactional_db, client, user, celery_worker
+    transactional_db, socket_headers, celery_worker
 ):
-    cookie = _session_cookie(client, user)
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
         result = await sync_to_async(ping_worker.delay)("alice")
         answer = await sync_to_async(result.get)(timeout=RECEIVE_TIMEOUT_SECONDS)
@@ -139,15 +129,13 @@ def test_ping_worker_button_reports_an_unreachable_queue(user_client, settings, 
 
 
 def test_heartbeat_from_the_worker_refreshes_the_status_card_live(
-    transactional_db, client, user, celery_worker
+    transactional_db, socket_headers, celery_worker
 ):
     from tradebots import health
     from tradebots.tasks import record_heartbeat
 
-    cookie = _session_cookie(client, user)
-
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=[ORIGIN, cookie])
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
         result = await sync_to_async(record_heartbeat.delay)()
         await sync_to_async(result.get)(timeout=RECEIVE_TIMEOUT_SECONDS)

@@ -14,7 +14,6 @@ from trading.broker import OrderSide, get_broker
 from trading.broker.paper import exchange
 from trading.broker.paper.models import PaperOrder
 from trading.models import Position, Trade
-from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
 
 
 @pytest.fixture(autouse=True)
@@ -23,27 +22,14 @@ def _fast_verification(settings):
 
 
 @pytest.fixture(params=["paper", "alpaca"])
-def configured_broker(request, transactional_db, settings):
-    """Point get_broker() (hence the whole order path) at the paper exchange or the fake."""
-    if request.param == "paper":
-        yield None
-        return
-    with FakeAlpaca() as fake:
-        settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
-        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
-        settings.ALPACA_READ_TIMEOUT_SECONDS = 0.5
-        settings.ALPACA_RETRY_WAIT_SECONDS = 0
-        yield fake
+def configured_broker(request, transactional_db):
+    """get_broker() (hence the whole order path) is the paper exchange, or Alpaca via the fake."""
+    yield request.getfixturevalue("alpaca_fake") if request.param == "alpaca" else None
 
 
 @pytest.fixture
-def fake(transactional_db, settings):
-    with FakeAlpaca() as fake:
-        settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
-        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
-        settings.ALPACA_READ_TIMEOUT_SECONDS = 0.5
-        settings.ALPACA_RETRY_WAIT_SECONDS = 0
-        yield fake
+def fake(alpaca_fake):
+    return alpaca_fake
 
 
 def test_client_order_id_names_the_bot(db):

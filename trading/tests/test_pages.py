@@ -553,16 +553,11 @@ def test_a_push_that_cannot_be_sent_does_not_break_the_caller(monkeypatch):
     assert len(sent) == 3
 
 
-def test_trade_changed_reaches_a_logged_in_socket(transactional_db, client, user):
+def test_trade_changed_reaches_a_logged_in_socket(transactional_db, socket_headers):
     trade = TradeFactory(reason="Take-profit triggered (price ≥ $170.00)")
-    client.force_login(user)
-    headers = [
-        (b"origin", b"http://127.0.0.1"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         connected, _ = await communicator.connect()
         assert connected
         await sync_to_async(live_updates.trade_changed)(trade, created=True)
