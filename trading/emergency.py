@@ -53,7 +53,11 @@ class CloseResult:
 
 def close_position(position: Position, actor: str, pause_bot: bool = True) -> CloseResult:
     with transaction.atomic():
-        locked = Position.objects.select_for_update().select_related("bot").get(pk=position.pk)
+        locked = (
+            Position.objects.select_for_update(of=("self",))
+            .select_related("bot")
+            .get(pk=position.pk)
+        )
         if not locked.is_open:
             raise CloseRefused(f"The {locked.symbol} position is already closed.")
         in_flight = _closing_trade(locked)
