@@ -183,7 +183,12 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "tradebots"},
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, which races channels_redis's
+            # 5 s blocking pop on an idle socket and kills the consumer; wait longer than that.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": "tradebots",
+        },
     }
 }
 

@@ -147,3 +147,21 @@ def test_heartbeat_from_the_worker_refreshes_the_status_card_live(
 
     assert message.startswith('<section id="system-status"')
     assert health.check_worker().ok
+
+
+def test_an_idle_socket_still_receives_after_the_redis_read_timeout(
+    transactional_db, socket_headers
+):
+    """redis-py's default 5 s read timeout once killed idle consumers; they must outlive it."""
+    import asyncio
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
+        await communicator.connect()
+        await asyncio.sleep(6)  # longer than channels_redis's 5 s blocking pop
+        await sync_to_async(live.toast)("still here")
+        message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
+        await communicator.disconnect()
+        return message
+
+    assert "still here" in async_to_sync(scenario)()
