@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install install-dev migrate lint format clean bench-engine
+.PHONY: run test install install-dev migrate lint format clean bench-engine bench-reconcile
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -26,6 +26,9 @@ test: install-dev
 # Benchmarks print numbers; they are not part of the test suite.
 bench-engine: install
 	$(WITH_REDIS) $(PY) bench/engine.py $(BENCH_ARGS)
+
+bench-reconcile: install
+	$(WITH_REDIS) $(PY) bench/reconcile.py $(BENCH_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

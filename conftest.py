@@ -122,14 +122,21 @@ def celery_worker():
 
 
 def _database_env_for_subprocess() -> dict[str, str]:
-    """Point another process at the test database this session created."""
+    """Point another process at the test database this session created (and at no broker)."""
     from django.db import connection
 
+    no_broker = {"ALPACA_API_KEY": "", "ALPACA_SECRET_KEY": ""}
     database = connection.settings_dict
     if connection.vendor == "sqlite":
-        return {"SQLITE_PATH": str(database["NAME"]), "DATABASE_URL": ""}
+        return {**no_broker, "SQLITE_PATH": str(database["NAME"]), "DATABASE_URL": ""}
     url = urlparse(os.environ["DATABASE_URL"])
-    return {"DATABASE_URL": url._replace(path="/" + database["NAME"]).geturl()}
+    return {**no_broker, "DATABASE_URL": url._replace(path="/" + database["NAME"]).geturl()}
+
+
+@pytest.fixture
+def test_database_env(django_db_setup) -> dict[str, str]:
+    """Environment for a subprocess (manage.py, daphne) that must use the test database."""
+    return _database_env_for_subprocess()
 
 
 @pytest.fixture(scope="session")

@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class ReconciliationConfig(AppConfig):
     name = "reconciliation"
+    verbose_name = "Reconciliation"

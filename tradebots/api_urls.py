@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts import api as accounts_api
 from bots import api as bots_api
+from reconciliation import api as reconciliation_api
 from trading import api as trading_api
 
 urlpatterns = [
@@ -16,4 +17,5 @@ urlpatterns = [
     path("bots/<uuid:pk>/start", bots_api.bot_lifecycle, {"action": "start"}, name="api-bot-start"),
     path("bots/<uuid:pk>/pause", bots_api.bot_lifecycle, {"action": "pause"}, name="api-bot-pause"),
     path("bots/<uuid:pk>/stop", bots_api.bot_lifecycle, {"action": "stop"}, name="api-bot-stop"),
+    path("account/reconcile", reconciliation_api.reconcile, name="api-account-reconcile"),
 ]

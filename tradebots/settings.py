@@ -233,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ORDER_SYNC_SECONDS,
         "options": {"expires": ORDER_SYNC_SECONDS},
     },
+    "reconcile": {
+        "task": "reconciliation.tasks.reconcile",
+        "schedule": RECONCILE_EVERY_MINUTES * 60,
+        "options": {"expires": RECONCILE_EVERY_MINUTES * 60},
+    },
 }
 
 # Broker. No keys: the built-in paper exchange.

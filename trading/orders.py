@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 PRICE_PLACES = Decimal("0.0001")  # as the models store money
 CLIENT_ORDER_ID = re.compile(r"^bot-(?P<bot>[0-9a-f]{8})-(?P<intent>[0-9a-f]{8})$")
+MANUAL_CLIENT_ORDER_ID = re.compile(r"^manual-[0-9a-f]{12}$")
 
 # Alpaca's order statuses, in our vocabulary.
 TRADE_STATUS_FOR_ORDER_STATUS = {
@@ -60,6 +61,14 @@ def generate_client_order_id(bot: Bot | None) -> str:
     if bot is None:
         return f"manual-{uuid.uuid4().hex[:12]}"
     return f"bot-{bot.id.hex[:8]}-{uuid.uuid4().hex[:8]}"
+
+
+def is_our_client_order_id(client_order_id: str | None) -> bool:
+    """Whether this app sent the order: a bot's id, or the manual id of an unmanaged close."""
+    return bool(
+        CLIENT_ORDER_ID.match(client_order_id or "")
+        or MANUAL_CLIENT_ORDER_ID.match(client_order_id or "")
+    )
 
 
 def bot_prefix_of(client_order_id: str | None) -> str | None:

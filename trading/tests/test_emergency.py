@@ -175,9 +175,7 @@ def test_positions_page_has_a_sell_button_and_confirmation_per_row(user_client):
     html = user_client.get("/trading/positions/").content.decode()
 
     assert f'data-url="/trading/positions/{position.pk}/close/"' in html
-    assert (
-        "Sell all 5 shares of AAPL at market price? Bot 'Holder' will be paused." in html
-    )
+    assert "Sell all 5 shares of AAPL at market price? Bot 'Holder' will be paused." in html
     assert 'data-confirm-label="Sell &amp; Pause Bot"' in html
     assert 'id="sell-dialog"' in html
     assert "Sell all 1 open position at market and pause all 1 running bot?" in html

@@ -1,0 +1,58 @@
+"""Reconciliation runs in the admin: read-only, like the books they report on."""
+
+from django.contrib import admin
+from django.utils.html import format_html_join
+
+from .models import ReconciliationRun
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "started_at",
+        "trigger",
+        "started_by",
+        "outcome",
+        "orders_checked",
+        "synced_count",
+        "discrepancy_count",
+        "external_count",
+    )
+    list_filter = ("outcome", "trigger")
+    search_fields = ("started_by", "error")
+    date_hierarchy = "started_at"
+    ordering = ("-started_at", "-id")
+    exclude = ("discrepancies", "external_orders")
+    readonly_fields = ("discrepancy_list", "external_order_list")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Discrepancies")
+    def discrepancy_list(self, run):
+        return format_html_join(
+            "\n",
+            "<p><strong>{}</strong> {} {} {}: {}</p>",
+            (
+                (d["kind"], d.get("client_order_id") or d.get("order_id") or "", d["side"],
+                 d["symbol"], d["detail"])
+                for d in run.discrepancies
+            ),
+        ) or "—"  # fmt: skip
+
+    @admin.display(description="External orders")
+    def external_order_list(self, run):
+        return (
+            format_html_join(
+                "\n",
+                "<p>{} {} {} {} ({})</p>",
+                (
+                    (o["client_order_id"], o["side"], o["qty"], o["symbol"], o["status"])
+                    for o in run.external_orders
+                ),
+            )
+            or "—"
+        )

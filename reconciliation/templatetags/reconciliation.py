@@ -1,0 +1,20 @@
+"""{% sync_panel %}: the dashboard's "Broker sync" card. It fetches its own data (the last run),
+so whichever view renders the dashboard need not know about reconciliation."""
+
+from django import template
+from django.utils.dateparse import parse_datetime
+
+from reconciliation import services
+
+register = template.Library()
+
+
+@register.inclusion_tag("reconciliation/partials/sync_panel.html", takes_context=True)
+def sync_panel(context):
+    return {"run": services.last_run(), "csrf_token": context.get("csrf_token")}
+
+
+@register.filter
+def isotime(value):
+    """A datetime stored as ISO text in a run's JSON, back as a datetime for |date."""
+    return parse_datetime(value) if isinstance(value, str) else value

@@ -1,0 +1,78 @@
+"""The operator presses "Check Sync" on the dashboard and reads what differs."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from accounts.tests.factories import DEFAULT_PASSWORD
+from bots.tests.factories import BotFactory
+from reconciliation import services
+from reconciliation.models import ReconciliationRun
+from trading import orders
+from trading.broker import OrderSide, get_broker
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(page, base_url, user):
+    page.goto(base_url + "/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+
+
+def in_another_thread(function):
+    """ORM work beside Playwright's event loop, as another process would do it."""
+    outcome = {}
+
+    def work():
+        try:
+            outcome["value"] = function()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return outcome["value"]
+
+
+def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page):
+    def books():
+        bot = BotFactory(name="Apple RSI")
+        orders.place_order(bot, "buy", Decimal("2"), "RSI buy signal", verify=False)
+        missing = orders.generate_client_order_id(bot)
+        get_broker().submit_market_order("AAPL", Decimal("1"), OrderSide.BUY, missing)
+        return missing
+
+    missing = in_another_thread(books)
+    log_in(page, daphne_url, user)
+    page.wait_for_selector("#live-indicator.live-online")
+    assert "Not checked yet." in page.inner_text("[data-testid=last-run-summary]")
+
+    page.click("#sync-panel button:has-text('Check Sync')")
+
+    summary = page.wait_for_selector("#sync-result [data-testid=sync-summary]")
+    assert summary.inner_text().startswith("1 order synced, 1 discrepancy found")
+    row = page.locator("#sync-result tr.discrepancy")
+    assert row.count() == 1
+    assert row.get_attribute("data-kind") == "missing_in_db"
+    assert missing in row.inner_text() and "Apple RSI" in row.inner_text()
+    assert "we have no Trade for it" in row.inner_text()
+    assert "1 order synced, 1 discrepancy found" in page.inner_text(
+        "[data-testid=last-run-summary]"
+    )
+    assert page.inner_text("[data-testid=last-run-outcome]") == "Discrepancies"
+    assert page.locator("#sync-result button, #sync-result form").count() == 0  # display-only
+
+    # A scheduled run elsewhere: the open dashboard's last-run line follows, with a warning.
+    in_another_thread(
+        lambda: services.reconcile(
+            trigger=ReconciliationRun.Trigger.SCHEDULE, started_by="schedule"
+        )
+    )
+    page.wait_for_selector("#sync-last-run:has-text('scheduled')")
+    page.wait_for_selector(".toast-warning:has-text('1 new discrepancy')")

@@ -1,0 +1,148 @@
+"""The dashboard's sync panel and Check Sync, the history page, a run's report, the admin."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.template import Context, Template
+from django.urls import reverse
+
+from accounts.tests.factories import UserFactory
+from bots.tests.factories import BotFactory
+from reconciliation import services
+from reconciliation.models import ReconciliationRun
+from trading import orders
+from trading.broker import OrderSide, get_broker
+
+from .helpers import ListBroker, make_order, unreachable
+
+pytestmark = pytest.mark.django_db
+
+CHECK = reverse("reconciliation:check")
+RUNS = reverse("reconciliation:runs")
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def drift(transactional_db):
+    """One order that agrees, one of ours without a Trade, one placed by hand."""
+    bot = BotFactory(name="Apple RSI")
+    orders.place_order(bot, "buy", Decimal("2"), "RSI buy signal")
+    missing = orders.generate_client_order_id(bot)
+    get_broker().submit_market_order("AAPL", Decimal("1"), OrderSide.BUY, missing)
+    get_broker().submit_market_order("MSFT", Decimal("3"), OrderSide.BUY, "placed-by-hand")
+    return missing
+
+
+def a_run(**options) -> ReconciliationRun:
+    return services.reconcile(trigger=ReconciliationRun.Trigger.COMMAND, **options)
+
+
+def test_the_dashboard_panel_before_any_run(user_client):
+    html = user_client.get(reverse("dashboard")).content.decode()
+
+    panel = re.search(r'<section id="sync-panel".*?</section>', html, re.S).group(0)
+    assert "Not checked yet." in panel
+    assert f'hx-post="{CHECK}"' in panel and 'hx-target="#sync-result"' in panel
+    assert ">Check Sync</button>" in panel
+
+
+def test_the_panel_shows_the_last_run_by_itself():
+    a_run(broker=ListBroker([make_order("bot-0badc0de-12345678")]))
+    newest = a_run(broker=ListBroker([]))
+
+    # No view context at all: the tag fetches what it shows.
+    html = Template("{% load reconciliation %}{% sync_panel %}").render(Context({}))
+
+    assert "0 orders synced, 0 discrepancies found" in html
+    assert reverse("reconciliation:run", args=[newest.pk]) in html
+    assert "In sync" in html
+
+
+def test_check_sync_runs_it_and_shows_the_list(user_client, user, drift):
+    response = user_client.post(CHECK, headers=HTMX)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    summary = re.search(r'data-testid="sync-summary"><strong>(.*?)</strong>', html).group(1)
+    assert summary == "1 order synced, 1 discrepancy found"
+    assert "3 broker orders checked, 1 of them external" in html
+    row = re.search(r'<tr class="discrepancy" data-kind="missing_in_db">.*?</tr>', html, re.S)
+    assert drift in row.group(0) and "Apple RSI" in row.group(0)
+    assert "Missing in our books" in row.group(0) and "we have no Trade for it" in row.group(0)
+    assert '<div id="sync-last-run" class="sync-last-run" hx-swap-oob="true">' in html
+    run = ReconciliationRun.objects.get()
+    assert (run.trigger, run.started_by) == ("manual", user.username)
+
+
+def test_check_sync_without_javascript_lands_on_the_report(user_client, drift):
+    response = user_client.post(CHECK)
+
+    run = ReconciliationRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("reconciliation:run", args=[run.pk])
+
+
+def test_check_sync_is_post_only_and_needs_the_csrf_token(user, client):
+    client.force_login(user)
+    assert client.get(CHECK).status_code == 405
+
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    assert strict.post(CHECK, headers=HTMX).status_code == 403
+    assert not ReconciliationRun.objects.exists()
+
+
+def test_check_sync_says_when_the_broker_is_unreachable(user_client, monkeypatch):
+    monkeypatch.setattr("reconciliation.services.get_broker", unreachable)
+
+    html = user_client.post(CHECK, headers=HTMX).content.decode()
+
+    assert 'role="alert"' in html and "The broker could not be reached" in html
+    assert "Failed" in html
+
+
+def test_the_history_lists_every_run(user_client):
+    a_run(broker=ListBroker([]))
+    a_run(broker=unreachable())
+    a_run(broker=ListBroker([make_order("bot-0badc0de-12345678")]))
+
+    html = user_client.get(RUNS).content.decode()
+
+    rows = re.findall(r'<tr id="run-\d+">.*?</tr>', html, re.S)
+    assert len(rows) == 3
+    assert "Discrepancies" in rows[0] and "Failed" in rows[1] and "In sync" in rows[2]
+    assert f'<a href="{RUNS}" aria-current="page">Reconciliation</a>' in html
+
+
+def test_a_runs_report(user_client, drift):
+    run = a_run()
+
+    html = user_client.get(reverse("reconciliation:run", args=[run.pk])).content.decode()
+
+    assert "1 order synced, 1 discrepancy found" in html
+    assert "Discrepancies (1)" in html and drift in html
+    assert "External orders (1)" in html and "placed-by-hand" in html
+    assert "the last 100 closed orders" in html
+
+
+def test_the_admin_shows_runs_read_only(client, drift):
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    run = a_run()
+
+    changelist = client.get(reverse("admin:reconciliation_reconciliationrun_changelist"))
+    change = client.get(reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk]))
+
+    assert changelist.status_code == 200 and change.status_code == 200
+    assert drift in change.content.decode() and "placed-by-hand" in change.content.decode()
+    assert client.get(reverse("admin:reconciliation_reconciliationrun_add")).status_code == 403
+
+
+def test_anonymous_users_are_sent_to_log_in(client):
+    for url in (RUNS, reverse("dashboard")):
+        assert client.get(url).status_code == 302
+    assert client.post(CHECK).status_code == 302
+    assert not ReconciliationRun.objects.exists()
