@@ -2,7 +2,6 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from tradebots import health
-from trading.broker import broker_label
 from trading.engine import market_status
 
 from .services import account_summary
@@ -15,7 +14,6 @@ def dashboard(request):
         "accounts/dashboard.html",
         {
             "status": health.system_status(),
-            "broker_label": broker_label(),
             "market": market_status(),
             "account": account_summary(),
         },
