@@ -32,6 +32,7 @@ def bot_json(bot: Bot) -> dict:
         "strategy": bot.strategy,
         "stop_loss_pct": _two_places(bot.stop_loss_pct),
         "take_profit_pct": _two_places(bot.take_profit_pct),
+        "allow_fractional": bot.allow_fractional,
         "realized_gains": _two_places(bot.realized_gains),
         "created_at": bot.created_at.isoformat(),
         "updated_at": bot.updated_at.isoformat(),

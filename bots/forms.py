@@ -7,7 +7,10 @@ from .models import Bot
 from .strategy import INDICATOR_NAMES, RULE_CHOICES, Strategy, flat_fields, validate_strategy
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,11}$")
-BOT_FIELDS = ("name", "symbol", "capital", "timeframe", "stop_loss_pct", "take_profit_pct")
+BOT_FIELDS = (
+    "name", "symbol", "capital", "timeframe", "stop_loss_pct", "take_profit_pct",
+    "allow_fractional",
+)  # fmt: skip
 
 
 def _strategy_field(field) -> forms.Field:
@@ -37,6 +40,11 @@ class BotForm(forms.Form):
         required=False, max_digits=6, decimal_places=2, min_value=Decimal("0.01"),
         max_value=Decimal("1000"), label="Take-profit (%)",
     )  # fmt: skip
+    allow_fractional = forms.BooleanField(
+        required=False,
+        label="Buy fractional shares",
+        help_text="Only where the broker allows fractional trading of the symbol.",
+    )
     buy_rule = forms.ChoiceField(choices=RULE_CHOICES, initial="rsi")
     sell_rule = forms.ChoiceField(choices=RULE_CHOICES, initial="rsi")
 

@@ -57,6 +57,8 @@ class Bot(models.Model):
     strategy = models.JSONField(default=default_strategy)
     stop_loss_pct = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     take_profit_pct = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    # Fractional shares are bought only when this is on and the broker says the asset allows it.
+    allow_fractional = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

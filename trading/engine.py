@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import redis
 from django.conf import settings
@@ -44,6 +44,7 @@ REJECTIONS_CACHE_KEY = "engine-rejections-{bot_id}"
 GROUP_LOCK_KEY = "tradebots:engine:{timeframe}:{symbol}"
 GROUP_LOCK_SECONDS = 120  # longer than any evaluation; expires if a worker dies holding it
 EXTRA_BARS = 50  # beyond the strategies' warm-up, so EMA-type indicators settle
+FRACTION = Decimal("0.001")  # fractional quantities are bought to a thousandth of a share
 
 
 @dataclass(frozen=True)
@@ -192,12 +193,12 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
     except BrokerError as error:
         logger.warning("Market data for %s unavailable: %s", batch, error)
         return [_outcome(bot, "skipped", f"Market data unavailable: {error}") for bot in bots]
-    signals = SignalCache(bars)
+    market = BatchMarket(bars)
     outcomes = []
     for bot in bots:
         try:
             outcome = _act(
-                bot, strategies[bot.pk], prices.get(bot.symbol), positions.get(bot.pk), signals
+                bot, strategies[bot.pk], prices.get(bot.symbol), positions.get(bot.pk), market
             )
         except Exception as error:  # noqa: BLE001 - one bot's failure must not stop the tick
             logger.exception("Engine failed on bot %s", bot.pk)
@@ -206,13 +207,24 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
     return outcomes
 
 
-class SignalCache:
-    """Each distinct (symbol, strategy, holding) is evaluated once per batch, however many bots
-    share it."""
+class BatchMarket:
+    """What one batch knows of its market: each distinct (symbol, strategy, holding) evaluated
+    once however many bots share it, and whether a symbol trades in fractions."""
 
     def __init__(self, bars):
         self.bars = bars
         self._signals = {}
+        self._fractionable = {}
+
+    def fractionable(self, symbol: str) -> bool:
+        """Asked of the broker once per symbol and batch, only for bots that allow fractions."""
+        if symbol not in self._fractionable:
+            try:
+                self._fractionable[symbol] = get_broker().get_asset(symbol).fractionable
+            except BrokerError as error:
+                logger.warning("Cannot tell whether %s is fractionable: %s", symbol, error)
+                self._fractionable[symbol] = False
+        return self._fractionable[symbol]
 
     def get(self, symbol: str, strategy: Strategy, holding: bool):
         key = (symbol, strategy, holding)  # Strategy is a frozen, hashable dataclass
@@ -230,7 +242,7 @@ def _redis() -> redis.Redis:
     return _redis_for(settings.REDIS_URL)
 
 
-def _act(bot: Bot, strategy: Strategy, price: Decimal | None, position, signals) -> BotOutcome:
+def _act(bot: Bot, strategy: Strategy, price: Decimal | None, position, market) -> BotOutcome:
     if price is None:
         return _outcome(bot, "skipped", f"No price for {bot.symbol}")
     if position is not None:
@@ -242,16 +254,19 @@ def _act(bot: Bot, strategy: Strategy, price: Decimal | None, position, signals)
             return _trade(
                 bot, Trade.Side.SELL, position.qty, take_profit_reason(position.take_profit_price)
             )
-        signal = signals.get(bot.symbol, strategy, holding=True)
+        signal = market.get(bot.symbol, strategy, holding=True)
         if signal.action == Action.SELL:
             return _trade(bot, Trade.Side.SELL, position.qty, signal.reason)
         return _outcome(bot, "hold", signal.reason)
-    signal = signals.get(bot.symbol, strategy, holding=False)
+    signal = market.get(bot.symbol, strategy, holding=False)
     if signal.action != Action.BUY:
         return _outcome(bot, "hold", signal.reason)
-    qty = Decimal(math.floor(bot.capital / price))
-    if qty < 1:
-        return _outcome(bot, "hold", f"Capital {bot.capital} buys no whole share at {price}")
+    if bot.allow_fractional and market.fractionable(bot.symbol):
+        qty = (bot.capital / price).quantize(FRACTION, rounding=ROUND_DOWN)
+    else:
+        qty = Decimal(math.floor(bot.capital / price))
+    if qty <= 0:
+        return _outcome(bot, "hold", f"Capital {bot.capital} buys no share at {price}")
     return _trade(bot, Trade.Side.BUY, qty, signal.reason)
 
 

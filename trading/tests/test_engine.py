@@ -268,3 +268,29 @@ def test_the_celery_tick_fans_out_to_workers(celery_worker):
             break
         threading.Event().wait(0.1)
     assert Trade.objects.filter(status=Trade.Status.FILLED).count() == 1
+
+
+def test_a_bot_allowing_fractions_buys_them_where_the_asset_allows():
+    bot = running_bot(strategy=ALWAYS_BUY, capital=Decimal("1000"), allow_fractional=True)
+
+    tick()
+
+    trade = Trade.objects.get(bot=bot)
+    assert trade.qty != trade.qty.to_integral_value()
+    assert trade.qty * trade.price <= Decimal("1000") * Decimal("1.001")
+    assert trade.status == Trade.Status.FILLED
+
+
+def test_fractions_are_not_bought_where_the_asset_does_not_allow_them(monkeypatch):
+    from dataclasses import replace
+
+    real_asset = PaperBroker.get_asset
+    monkeypatch.setattr(
+        PaperBroker, "get_asset", lambda self, s: replace(real_asset(self, s), fractionable=False)
+    )
+    bot = running_bot(strategy=ALWAYS_BUY, capital=Decimal("1000"), allow_fractional=True)
+
+    tick()
+
+    trade = Trade.objects.get(bot=bot)
+    assert trade.qty == trade.qty.to_integral_value() and trade.qty >= 1
