@@ -579,3 +579,15 @@ def _plain(value: Decimal | None) -> str | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+def prune_runs(now: datetime | None = None) -> int:
+    """Forget runs older than RECONCILE_KEEP_DAYS (the schedule alone adds ~96 a day at the
+    default interval); the latest run always stays, so the dashboard keeps its last result."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.RECONCILE_KEEP_DAYS)
+    latest = last_run()
+    old = ReconciliationRun.objects.filter(started_at__lt=cutoff)
+    if latest is not None:
+        old = old.exclude(pk=latest.pk)
+    deleted, _ = old.delete()
+    return deleted

@@ -204,6 +204,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 ENGINE_TICK_SECONDS = env_int("ENGINE_TICK_SECONDS", 60)
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 15)
+# Reconciliation runs older than this are deleted after each scheduled run.
+RECONCILE_KEEP_DAYS = env_int("RECONCILE_KEEP_DAYS", 90)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 15)
 ORDER_SYNC_SECONDS = env_int("ORDER_SYNC_SECONDS", 30)
 # After submitting: wait this long, then re-check up to ORDER_VERIFY_RETRIES times as far apart.

@@ -121,3 +121,32 @@ def test_the_worker_runs_the_task_and_open_pages_get_the_warning(
     assert "Reconciliation found 2 new discrepancies" in messages[-1]
     run = ReconciliationRun.objects.get()
     assert (run.trigger, run.started_by) == ("schedule", "schedule")
+
+
+def test_old_runs_are_pruned_but_the_latest_always_stays(db, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reconciliation.models import ReconciliationRun
+    from reconciliation.services import prune_runs
+
+    settings.RECONCILE_KEEP_DAYS = 30
+    now = timezone.now()
+
+    def run_at(days_ago):
+        started = now - timedelta(days=days_ago)
+        return ReconciliationRun.objects.create(
+            started_at=started, finished_at=started, trigger="schedule", outcome="in_sync"
+        )
+
+    old, recent = run_at(45), run_at(10)
+
+    assert prune_runs(now) == 1
+    assert list(ReconciliationRun.objects.all()) == [recent]
+
+    recent.delete()
+    lone = run_at(60)  # stale, but the only one: the dashboard still shows it
+    assert prune_runs(now) == 0
+    assert list(ReconciliationRun.objects.all()) == [lone]
+    assert not ReconciliationRun.objects.filter(pk=old.pk).exists()
