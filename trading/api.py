@@ -10,11 +10,28 @@ from tradebots.api import api_methods, json_error
 from . import emergency
 from .broker import BrokerError, get_broker
 from .models import Position
-from .positions import find_unmanaged, tracked_quantities
+from .positions import OpenPositionRow, find_unmanaged, tracked_quantities
 
 
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _managed_json(row: OpenPositionRow) -> dict:
+    position = row.position
+    return {
+        "id": position.pk,
+        "managed": True,
+        "bot_id": str(position.bot_id) if position.bot_id else None,
+        "bot_name": position.bot.name if position.bot else None,
+        "symbol": position.symbol,
+        "qty": str(position.qty),
+        "avg_entry_price": str(position.avg_entry_price),
+        "current_price": _money(row.price),
+        "unrealized_pl": _money(row.unrealized_pnl),
+        "entry_reason": position.entry_reason,
+        "opened_at": position.opened_at.isoformat(),
+    }
 
 
 @api_methods("GET")
@@ -24,26 +41,11 @@ def positions(request):
     except BrokerError as error:
         return json_error(f"Broker unreachable: {error}", 503)
     prices = {held.symbol: held.current_price for held in broker_positions}
-    managed = [
-        {
-            "id": position.pk,
-            "managed": True,
-            "bot_id": str(position.bot_id) if position.bot_id else None,
-            "bot_name": position.bot.name if position.bot else None,
-            "symbol": position.symbol,
-            "qty": str(position.qty),
-            "avg_entry_price": str(position.avg_entry_price),
-            "current_price": _money(prices.get(position.symbol)),
-            "unrealized_pl": _money(
-                None
-                if prices.get(position.symbol) is None
-                else (prices[position.symbol] - position.avg_entry_price) * position.qty
-            ),
-            "entry_reason": position.entry_reason,
-            "opened_at": position.opened_at.isoformat(),
-        }
+    rows = [
+        OpenPositionRow(position, prices.get(position.symbol))
         for position in Position.objects.filter(is_open=True).select_related("bot")
     ]
+    managed = [_managed_json(row) for row in rows]
     unmanaged = [
         {
             "id": None,

@@ -16,6 +16,31 @@ from .broker import BrokerPosition, get_broker
 from .models import Position
 
 
+@dataclass
+class OpenPositionRow:
+    """One of our open positions valued at a price from the broker (None: not known)."""
+
+    position: Position
+    price: Decimal | None = None
+    closing: bool = False  # a sell for it is in flight
+
+    @property
+    def market_value(self) -> Decimal | None:
+        return None if self.price is None else self.price * self.position.qty
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.price is None:
+            return None
+        return (self.price - self.position.avg_entry_price) * self.position.qty
+
+    @property
+    def unrealized_pct(self) -> Decimal | None:
+        if self.price is None or not self.position.avg_entry_price:
+            return None
+        return (self.price / self.position.avg_entry_price - 1) * 100
+
+
 @dataclass(frozen=True)
 class UnmanagedPosition:
     symbol: str

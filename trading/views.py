@@ -21,7 +21,7 @@ from tradebots import live
 from . import emergency
 from .broker import BrokerError, get_broker
 from .models import Position, Trade
-from .positions import unmanaged_positions
+from .positions import OpenPositionRow, unmanaged_positions
 
 logger = logging.getLogger(__name__)
 
@@ -137,29 +137,6 @@ def trade_detail(request, pk):
         response = render(request, "trading/trade_detail.html", {"trade": trade})
     patch_vary_headers(response, ["HX-Request"])
     return response
-
-
-@dataclass
-class OpenPositionRow:
-    position: Position
-    price: Decimal | None = None
-    closing: bool = False  # a sell for it is in flight
-
-    @property
-    def market_value(self) -> Decimal | None:
-        return None if self.price is None else self.price * self.position.qty
-
-    @property
-    def unrealized_pnl(self) -> Decimal | None:
-        if self.price is None:
-            return None
-        return (self.price - self.position.avg_entry_price) * self.position.qty
-
-    @property
-    def unrealized_pct(self) -> Decimal | None:
-        if self.price is None or not self.position.avg_entry_price:
-            return None
-        return (self.price / self.position.avg_entry_price - 1) * 100
 
 
 def _latest_prices(symbols: list[str]) -> tuple[dict[str, Decimal], bool]:

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from accounts.tests.factories import DEFAULT_PASSWORD
 from bots.tests.factories import BotFactory
 from reconciliation import services
 from reconciliation.models import ReconciliationRun
@@ -14,14 +13,6 @@ from trading import orders
 from trading.broker import OrderSide, get_broker
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, base_url, user):
-    page.goto(base_url + "/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Dashboard')")
 
 
 def in_another_thread(function):
@@ -40,7 +31,7 @@ def in_another_thread(function):
     return outcome["value"]
 
 
-def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page):
+def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page, log_in):
     def books():
         bot = BotFactory(name="Apple RSI")
         orders.place_order(bot, "buy", Decimal("2"), "RSI buy signal", verify=False)
