@@ -24,6 +24,10 @@ class Trade(models.Model):
         EXPIRED = "expired", "Expired"
         UNKNOWN = "unknown", "Unknown"
 
+    class Origin(models.TextChoices):
+        ENGINE = "engine", "Engine"
+        MANUAL = "manual", "Manual"
+
     OPEN_STATUSES = (Status.PENDING, Status.ACCEPTED, Status.PARTIALLY_FILLED, Status.UNKNOWN)
 
     # A deleted bot's trades stay in the books; the client_order_id still names the bot.
@@ -36,6 +40,10 @@ class Trade(models.Model):
     qty = models.DecimalField(**QUANTITY)
     filled_qty = models.DecimalField(default=0, **QUANTITY)
     price = models.DecimalField(null=True, blank=True, help_text="Average fill price", **MONEY)
+    # The price the decision was made at: what an unfilled buy is expected to cost (capital rules).
+    expected_price = models.DecimalField(null=True, blank=True, **MONEY)
+    # Engine intents are abandoned when they never reached the broker in time; manual closes never.
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.ENGINE)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
