@@ -11,6 +11,7 @@ from django.db.models import Sum
 from bots.services import get_allocated_capital
 from tradebots import live
 from tradebots.money import CENT
+from tradebots.redis_client import redis_client
 from trading.broker import BrokerError, alpaca_configured, broker_label, get_broker
 from trading.models import Position
 
@@ -103,17 +104,29 @@ def account_summary() -> AccountSummary:
 
 # --- live refresh ------------------------------------------------------------------------------
 
+REFRESH_SCHEDULED_KEY = "tradebots:account-summary-refresh"
 
-def _push_account_summary() -> None:
+
+def push_account_summary() -> None:
     live.broadcast("accounts/partials/account_summary.html", {"account": account_summary()})
 
 
 def refresh_account_summary_on_commit() -> None:
-    """Push a fresh summary to every dashboard once the current transaction commits; several
-    changes in one transaction make one push. A failed push is logged, never raised."""
-    connection = transaction.get_connection()
-    if connection.in_atomic_block and any(
-        callback is _push_account_summary for _, callback, _ in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(_push_account_summary, robust=True)
+    """Refresh every dashboard's account summary after the current transaction commits, at most
+    once per ACCOUNT_REFRESH_SECONDS however many fills and bots change: the first change
+    schedules one push (one broker call) for the end of that window, later ones join it."""
+    transaction.on_commit(_schedule_refresh, robust=True)
+
+
+def _schedule_refresh() -> None:
+    from .tasks import refresh_account_summary
+
+    window = settings.ACCOUNT_REFRESH_SECONDS
+    try:
+        first = redis_client().set(
+            REFRESH_SCHEDULED_KEY, "1", nx=True, px=max(1, int(window * 1000))
+        )
+        if first:
+            refresh_account_summary.apply_async(countdown=window)
+    except Exception:  # noqa: BLE001 - the next page load shows the figures anyway
+        logger.warning("Could not schedule the account summary refresh", exc_info=True)

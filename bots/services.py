@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.apps import apps
 from django.db import transaction
 from django.db.models import Sum
+from django.template.loader import render_to_string
 
 from tradebots import live
 from tradebots.money import format_money
@@ -248,9 +249,10 @@ def _record_status(bot: Bot, previous: str, target: str, actor: str, reason: str
 def broadcast_bot(bot: Bot) -> None:
     """After commit, every open page gets the bot's fresh card (status, position, gains)."""
 
-    def push():
+    def render():
         fresh = Bot.objects.with_figures().filter(pk=bot.pk).first()
-        if fresh is not None:
-            live.broadcast("bots/partials/bot_live_update.html", {"bot": fresh})
+        if fresh is None:
+            return []
+        return render_to_string("bots/partials/bot_live_update.html", {"bot": fresh})
 
-    transaction.on_commit(push)
+    transaction.on_commit(lambda: live.push(f"bot:{bot.pk}", render))

@@ -2,6 +2,7 @@ from django.contrib.auth import middleware as auth_middleware
 
 from accounts.tokens import user_for_token
 
+from . import live
 from .api import is_api_request, json_error
 
 BEARER = "bearer "
@@ -35,3 +36,15 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         if is_api_request(request):
             return json_error("Authentication required", 401)
         return super().handle_no_permission(request, view_func)
+
+
+class CoalescedLiveUpdatesMiddleware:
+    """A request's live pushes go out once it is answered: one message per kind, each fragment
+    in its latest state, however many rows the request changed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with live.coalesced():
+            return self.get_response(request)

@@ -123,6 +123,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "tradebots.middleware.CoalescedLiveUpdatesMiddleware",
 ]
 
 ROOT_URLCONF = "tradebots.urls"
@@ -213,6 +214,11 @@ ORDER_VERIFY_DELAY_SECONDS = env_float("ORDER_VERIFY_DELAY_SECONDS", 1.0)
 ORDER_VERIFY_RETRIES = env_int("ORDER_VERIFY_RETRIES", 3)
 # An intent the broker never received is sent late only within this window, else abandoned.
 ORDER_INTENT_TTL_SECONDS = env_int("ORDER_INTENT_TTL_SECONDS", 120)
+# An order still unfilled this long after it was sent is canceled at the broker (what filled is
+# booked); until then its bot places no other order.
+ORDER_STALE_SECONDS = env_int("ORDER_STALE_SECONDS", 300)
+# The dashboard's account figures are refreshed (one broker call) at most this often on fills.
+ACCOUNT_REFRESH_SECONDS = env_float("ACCOUNT_REFRESH_SECONDS", 3.0)
 # Consecutive order rejections after which the engine puts a bot in error.
 ENGINE_MAX_REJECTIONS = env_int("ENGINE_MAX_REJECTIONS", 3)
 # Symbols per market-data request and per Celery task.

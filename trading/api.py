@@ -82,6 +82,7 @@ def close_position(request, pk):
     return JsonResponse(
         {
             "message": result.message,
+            "confirmed": result.confirmed,
             "already_in_flight": result.already_in_flight,
             "trade": {
                 "id": trade.pk,
@@ -100,5 +101,7 @@ def close_position(request, pk):
                 if result.bot
                 else None
             ),
-        }
+        },
+        # 202: accepted for processing, outcome not known yet (the task keeps resolving it).
+        status=200 if result.confirmed else 202,
     )

@@ -1,22 +1,30 @@
 """Getting out: close a position at market (and pause its bot), or everything at once.
 
 The sell goes through the order path (write-ahead Trade, client_order_id, reason "Manual close").
-A close is idempotent: while a closing order for the position is in flight, asking again returns
-that order instead of sending another. The request does not wait out the fill verification: the
-answer comes once the broker accepted the order, the fill arrives over the WebSocket.
+One exit at a time: while a sell of the position is in flight (the engine's or a manual one),
+asking again joins it instead of sending another. The request waits on the broker for a short
+interactive timeout at most, never for the fill: that arrives over the WebSocket. A close whose
+outcome is unknown is said so plainly and is never dropped: a task and the order sync keep
+resolving it by its client_order_id, however long the broker is away.
 """
 
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
-
 from bots import services as bot_services
 from bots.models import Bot
 from tradebots import live
 
+from .broker import BrokerError, OrderRejected, Priority, get_broker, interactive, request_priority
 from .models import Position, Trade
-from .orders import record_intent, send_intent
+from .orders import (
+    OrderRefused,
+    follow_later,
+    record_sell_intent,
+    record_unmanaged_intent,
+    refresh,
+    send_intent,
+)
 from .positions import UnmanagedPosition, unmanaged_positions
 
 logger = logging.getLogger(__name__)
@@ -34,6 +42,9 @@ class CloseRefused(Exception):
         self.status = status
 
 
+UNCONFIRMED = "not confirmed yet; the position stays open until the broker confirms; we keep trying"
+
+
 @dataclass(frozen=True)
 class CloseResult:
     trade: Trade
@@ -41,65 +52,110 @@ class CloseResult:
     already_in_flight: bool = False
 
     @property
+    def confirmed(self) -> bool:
+        """Whether the broker has acknowledged the sell (it may still be filling)."""
+        return self.trade.status not in (Trade.Status.PENDING, Trade.Status.UNKNOWN)
+
+    @property
     def message(self) -> str:
         if self.trade.status == Trade.Status.FILLED:
             done = "Position closed."
+        elif not self.confirmed:
+            done = f"Sell order for {self.trade.symbol} {UNCONFIRMED}."
         else:
             done = f"Sell order {self.trade.get_status_display().lower()}; the fill follows."
+        if self.already_in_flight:
+            done = f"A sell of this position is already in flight. {done}"
         if self.bot is not None and self.bot.status == Bot.Status.PAUSED:
             return f"{done} Bot '{self.bot.name}' has been paused."
         return done
 
 
-def close_position(position: Position, actor: str, pause_bot: bool = True) -> CloseResult:
-    with transaction.atomic():
-        locked = (
-            Position.objects.select_for_update(of=("self",))
-            .select_related("bot")
-            .get(pk=position.pk)
-        )
-        if not locked.is_open:
-            raise CloseRefused(f"The {locked.symbol} position is already closed.")
-        in_flight = _closing_trade(locked)
-        if in_flight is not None:
-            return CloseResult(in_flight, locked.bot, already_in_flight=True)
-        trade = record_intent(
-            locked.bot, Trade.Side.SELL, locked.qty, MANUAL_CLOSE, symbol=locked.symbol
-        )
-        Trade.objects.filter(pk=trade.pk).update(position=locked)
-    trade = send_intent(trade, verify=False)
+def close_position(
+    position: Position, actor: str, pause_bot: bool = True, *, send_now: bool = True
+) -> CloseResult:
+    """Sell the whole position at market and (by default) pause its bot.
+
+    One exit at a time: if a sell of the position is in flight (the engine's or an earlier
+    click), this joins it. If the bot's buy is still open, it is canceled first, so that the
+    position stops growing and the sell covers all of it. The request waits on the broker for
+    a short interactive timeout at most; an unknown outcome is said so and followed by a task
+    (and the order sync), which keep resolving it by client_order_id until the broker answers.
+    ``send_now=False`` only records the intent and leaves the sending to that task."""
+    try:
+        trade = _record_close(position)
+    except _JoinedExit as joined:
+        return CloseResult(joined.trade, _pause(joined.trade.bot, actor, pause_bot),
+                           already_in_flight=True)  # fmt: skip
+    if send_now:
+        with interactive(), request_priority(Priority.EXIT):
+            trade = send_intent(trade, verify=False)
     if trade.status in (Trade.Status.REJECTED, Trade.Status.CANCELED, Trade.Status.EXPIRED):
         raise CloseRefused(
-            f"The broker refused to sell {locked.symbol}: {trade.error_message or trade.status}. "
+            f"The broker refused to sell {trade.symbol}: {trade.error_message or trade.status}. "
             "The position is still open.",
             status=502,
         )
-    bot = locked.bot
-    if pause_bot and bot is not None and bot.status == Bot.Status.RUNNING:
-        bot = bot_services.pause_bot(bot, actor, reason=f"{EMERGENCY_PAUSE_REASON} by {actor}")
+    bot = _pause(trade.bot, actor, pause_bot)
     if trade.is_open:
-        _verify_later(trade)
-        _push_closing_row(locked)
+        follow_later(trade)
+        _push_closing_row(trade.position)
     return CloseResult(trade, bot)
 
 
-def _closing_trade(position: Position) -> Trade | None:
-    return (
-        Trade.objects.filter(
-            position=position, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
-        )
-        .order_by("created_at")
-        .first()
-    )
+class _JoinedExit(Exception):
+    def __init__(self, trade: Trade):
+        self.trade = trade
 
 
-def _verify_later(trade: Trade) -> None:
-    from .tasks import verify_trade
+def _record_close(position: Position) -> Trade:
+    for attempt in range(2):
+        try:
+            return record_sell_intent(position, MANUAL_CLOSE, origin=Trade.Origin.MANUAL)
+        except OrderRefused as refused:
+            blocking = refused.in_flight
+            if blocking is None:
+                raise CloseRefused(refused.message) from None
+            if blocking.side == Trade.Side.SELL:
+                raise _JoinedExit(blocking) from None
+            if attempt == 0 and _cancel_entry(blocking):
+                continue
+            raise CloseRefused(
+                f"The bot's buy order {blocking.client_order_id} is still open at the broker; "
+                "its cancellation was requested. Press SELL again in a moment.",
+            ) from None
+    raise AssertionError("unreachable")
 
-    transaction.on_commit(lambda: verify_trade.delay(trade.pk))
+
+def _cancel_entry(trade: Trade) -> bool:
+    """Cancel an open buy of the bot (what filled is booked); True once it is no longer open."""
+    try:
+        with interactive(), request_priority(Priority.EXIT):
+            if trade.order_id:
+                try:
+                    get_broker().cancel_order(trade.order_id)
+                except OrderRejected:  # filled or canceled meanwhile: the refresh tells
+                    pass
+            trade = refresh(trade)
+    except BrokerError as error:
+        logger.warning("Could not cancel %s before a manual close: %s", trade, error)
+        return False
+    return not trade.is_open
 
 
-def _push_closing_row(position: Position) -> None:
+def _pause(bot: Bot | None, actor: str, pause_bot: bool) -> Bot | None:
+    if pause_bot and bot is not None and bot.status == Bot.Status.RUNNING:
+        try:
+            return bot_services.pause_bot(bot, actor, reason=f"{EMERGENCY_PAUSE_REASON} by {actor}")
+        except bot_services.BotError as error:  # changed status meanwhile
+            logger.warning("Could not pause %s: %s", bot, error)
+    return bot
+
+
+def _push_closing_row(position: Position | None) -> None:
+    if position is None:
+        return
+    position.refresh_from_db()
     live.broadcast(
         "trading/partials/position_live.html",
         {"position": position, "part": "update", "closing": True},
@@ -116,11 +172,15 @@ def close_unmanaged(symbol: str, actor: str) -> Trade:
 
 def _close_unmanaged(held: UnmanagedPosition, actor: str) -> Trade:
     side = Trade.Side.SELL if held.qty > 0 else Trade.Side.BUY
-    trade = record_intent(None, side, abs(held.qty), f"{MANUAL_CLOSE} (unmanaged, by {actor})",
-                          symbol=held.symbol)  # fmt: skip
-    trade = send_intent(trade, verify=False)
+    trade = record_unmanaged_intent(
+        held.symbol, side, abs(held.qty), f"{MANUAL_CLOSE} (unmanaged, by {actor})"
+    )
+    with interactive(), request_priority(Priority.EXIT):
+        trade = send_intent(trade, verify=False)
     if trade.status == Trade.Status.REJECTED:
         raise CloseRefused(f"The broker refused: {trade.error_message}", status=502)
+    if trade.is_open:
+        follow_later(trade)
     return trade
 
 
@@ -148,9 +208,15 @@ def emergency_stop(actor: str) -> EmergencyStopReport:
         except bot_services.BotError as error:  # changed status meanwhile
             logger.warning("Emergency stop could not pause %s: %s", bot, error)
     closed, failed = [], []
+    broker_answers = True
     for position in Position.objects.filter(is_open=True).select_related("bot"):
         try:
-            closed.append(close_position(position, actor, pause_bot=False))
+            result = close_position(position, actor, pause_bot=False, send_now=broker_answers)
         except CloseRefused as error:
             failed.append(f"{position.symbol}: {error.message}")
+            continue
+        closed.append(result)
+        # Once the broker does not answer, waiting on it again per position would keep the
+        # operator waiting N timeouts: the rest are recorded and sent by their tasks.
+        broker_answers = broker_answers and result.trade.status != Trade.Status.UNKNOWN
     return EmergencyStopReport(closed=closed, failed=failed, paused=paused)

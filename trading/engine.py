@@ -8,7 +8,6 @@ its buy rule when flat. A bot is evaluated by one worker at a time (a Redis lock
 process and machine), and one bot's failure never stops the others.
 """
 
-import functools
 import logging
 import math
 from collections import defaultdict
@@ -32,10 +31,18 @@ from bots.strategy import (
     warmup_bars,
 )
 from tradebots import live
+from tradebots.redis_client import redis_client
 
-from .broker import BrokerError, Clock, get_broker
+from .broker import BrokerError, Clock, Priority, get_broker, request_priority
 from .models import Position, Trade
-from .orders import place_order
+from .orders import (
+    OrderRefused,
+    open_trades,
+    record_buy_intent,
+    record_sell_intent,
+    send_intent,
+    waiting_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +65,7 @@ class BotOutcome:
     bot_id: str
     bot_name: str
     symbol: str
-    action: str  # buy, sell, hold, skipped, error
+    action: str  # buy, sell, hold, waiting, skipped, error
     reason: str
     trade_status: str | None = None
 
@@ -145,7 +152,7 @@ def evaluate_batch(batch: Batch) -> list[BotOutcome]:
     # per such group keeps every bot to one evaluation at a time, with few Redis round trips.
     locks, busy = {}, []
     for symbol in batch.symbols:
-        lock = _redis().lock(
+        lock = redis_client().lock(
             GROUP_LOCK_KEY.format(timeframe=batch.timeframe, symbol=symbol),
             timeout=GROUP_LOCK_SECONDS,
         )
@@ -184,26 +191,40 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
         position.bot_id: position
         for position in Position.objects.filter(bot__in=bots, is_open=True)
     }
+    # A bot's exposure is its position plus its open orders: while one is open it waits.
+    waiting = {trade.bot_id: trade for trade in open_trades().filter(bot__in=bots)}
     strategies = {bot.pk: Strategy.from_dict(bot.strategy) for bot in bots}
     needed = max(warmup_bars(strategy) for strategy in strategies.values()) + EXTRA_BARS
     broker = get_broker()
     try:
-        bars = broker.get_bars(list(batch.symbols), batch.timeframe, needed)
-        prices = broker.get_latest_prices(list(batch.symbols))
+        # Exits depend on this data too, so it is fetched at their priority.
+        with request_priority(Priority.EXIT):
+            bars = broker.get_bars(list(batch.symbols), batch.timeframe, needed)
+            prices = broker.get_latest_prices(list(batch.symbols))
     except BrokerError as error:
         logger.warning("Market data for %s unavailable: %s", batch, error)
         return [_outcome(bot, "skipped", f"Market data unavailable: {error}") for bot in bots]
     market = BatchMarket(bars)
-    outcomes = []
+    outcomes, decisions = [], []
     for bot in bots:
         try:
-            outcome = _act(
-                bot, strategies[bot.pk], prices.get(bot.symbol), positions.get(bot.pk), market
-            )
+            decided = _decide(
+                bot, strategies[bot.pk], prices.get(bot.symbol), positions.get(bot.pk),
+                waiting.get(bot.pk), market,
+            )  # fmt: skip
         except Exception as error:  # noqa: BLE001 - one bot's failure must not stop the tick
             logger.exception("Engine failed on bot %s", bot.pk)
-            outcome = _outcome(bot, "error", f"{type(error).__name__}: {error}")
-        outcomes.append(outcome)
+            decided = _outcome(bot, "error", f"{type(error).__name__}: {error}")
+        (decisions if isinstance(decided, Decision) else outcomes).append(decided)
+    # Exits (stop-loss, take-profit, sell signals) go before entries, for the request budget.
+    decisions.sort(key=lambda decision: decision.side != Trade.Side.SELL)
+    with live.coalesced():
+        for decision in decisions:
+            try:
+                outcomes.append(_execute(decision))
+            except Exception as error:  # noqa: BLE001
+                logger.exception("Engine failed on bot %s", decision.bot.pk)
+                outcomes.append(_outcome(decision.bot, "error", f"{type(error).__name__}: {error}"))
     return outcomes
 
 
@@ -233,30 +254,41 @@ class BatchMarket:
         return self._signals[key]
 
 
-@functools.cache
-def _redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+@dataclass(frozen=True)
+class Decision:
+    """An order a bot wants to place this tick."""
+
+    bot: Bot
+    side: str
+    reason: str
+    qty: Decimal | None = None  # buys; a sell is always of the whole position
+    position: Position | None = None  # sells
+    price: Decimal | None = None  # what the decision was made at
 
 
-def _redis() -> redis.Redis:
-    return _redis_for(settings.REDIS_URL)
-
-
-def _act(bot: Bot, strategy: Strategy, price: Decimal | None, position, market) -> BotOutcome:
+def _decide(
+    bot: Bot, strategy: Strategy, price: Decimal | None, position, waiting, market
+) -> "Decision | BotOutcome":
+    if waiting is not None:
+        return _outcome(bot, "waiting", waiting_message(waiting))
+    if position is not None and position.symbol != bot.symbol:
+        # Only possible for books from before symbol changes were refused: never trade one
+        # symbol on another's price.
+        return _outcome(
+            bot, "skipped", f"Holds {position.symbol} but trades {bot.symbol}: close it first"
+        )
     if price is None:
         return _outcome(bot, "skipped", f"No price for {bot.symbol}")
     if position is not None:
         if position.stop_loss_price is not None and price <= position.stop_loss_price:
-            return _trade(
-                bot, Trade.Side.SELL, position.qty, stop_loss_reason(position.stop_loss_price)
-            )
+            return Decision(bot, Trade.Side.SELL, stop_loss_reason(position.stop_loss_price),
+                            position=position, price=price)  # fmt: skip
         if position.take_profit_price is not None and price >= position.take_profit_price:
-            return _trade(
-                bot, Trade.Side.SELL, position.qty, take_profit_reason(position.take_profit_price)
-            )
+            return Decision(bot, Trade.Side.SELL, take_profit_reason(position.take_profit_price),
+                            position=position, price=price)  # fmt: skip
         signal = market.get(bot.symbol, strategy, holding=True)
         if signal.action == Action.SELL:
-            return _trade(bot, Trade.Side.SELL, position.qty, signal.reason)
+            return Decision(bot, Trade.Side.SELL, signal.reason, position=position, price=price)
         return _outcome(bot, "hold", signal.reason)
     signal = market.get(bot.symbol, strategy, holding=False)
     if signal.action != Action.BUY:
@@ -267,13 +299,25 @@ def _act(bot: Bot, strategy: Strategy, price: Decimal | None, position, market) 
         qty = Decimal(math.floor(bot.capital / price))
     if qty <= 0:
         return _outcome(bot, "hold", f"Capital {bot.capital} buys no share at {price}")
-    return _trade(bot, Trade.Side.BUY, qty, signal.reason)
+    return Decision(bot, Trade.Side.BUY, signal.reason, qty=qty, price=price)
 
 
-def _trade(bot: Bot, side: str, qty: Decimal, reason: str) -> BotOutcome:
-    trade = place_order(bot, side, qty, reason)
+def _execute(decision: Decision) -> BotOutcome:
+    bot = decision.bot
+    exiting = decision.side == Trade.Side.SELL
+    with request_priority(Priority.EXIT if exiting else Priority.ENTRY):
+        try:
+            if exiting:
+                trade = record_sell_intent(decision.position, decision.reason)
+            else:
+                trade = record_buy_intent(
+                    bot, decision.qty, decision.reason, expected_price=decision.price
+                )
+        except OrderRefused as refused:  # a manual close or another order got there first
+            return _outcome(bot, "waiting", refused.message)
+        trade = send_intent(trade)
     _count_rejections(bot, trade)
-    return _outcome(bot, side, reason, trade.status)
+    return _outcome(bot, decision.side, decision.reason, trade.status)
 
 
 def _count_rejections(bot: Bot, trade: Trade) -> None:

@@ -5,7 +5,8 @@ The order path calls these after its transaction has committed, e.g.
 render and send (through ``tradebots.live.send_html``), never query for anything the caller did
 not hand over except ``trade.bot`` / ``position.bot`` (select_related them to save the query).
 A push that cannot be rendered or sent is logged, never raised into the order path: the books
-are already saved and the next page load shows them.
+are already saved and the next page load shows them. Inside ``live.coalesced()`` each trade and
+position is pushed once, in its latest state (``live.push`` keys).
 
 - ``trade_changed(trade, created)``: a new trade's row goes to the top of ``#trade-rows``
   (``hx-swap-oob="afterbegin:#trade-rows"``, the ``<tr>`` inside a ``<tbody>`` wrapper); a changed
@@ -19,15 +20,11 @@ are already saved and the next page load shows them.
   cells show "—" until the page is reloaded.
 """
 
-import logging
-
 from django.template.loader import render_to_string
 
 from tradebots import live
 
 from .models import Position, Trade
-
-logger = logging.getLogger(__name__)
 
 TRADE_TEMPLATE = "trading/partials/trade_row_live.html"
 POSITION_TEMPLATE = "trading/partials/position_live.html"
@@ -47,19 +44,10 @@ def render_position_changed(position: Position) -> list[str]:
 
 
 def trade_changed(trade: Trade, created: bool) -> None:
-    try:
-        html = render_trade_changed(trade, created)
-    except Exception:
-        logger.exception("Live update for trade %s could not be rendered", trade.pk)
-        return
-    live.send_html(html)
+    live.push(
+        f"trade:{trade.pk}", lambda created: render_trade_changed(trade, created), created=created
+    )
 
 
 def position_changed(position: Position) -> None:
-    try:
-        messages = render_position_changed(position)
-    except Exception:
-        logger.exception("Live update for position %s could not be rendered", position.pk)
-        return
-    for html in messages:
-        live.send_html(html)
+    live.push(f"position:{position.pk}", lambda: render_position_changed(position))

@@ -9,7 +9,6 @@
 
 import logging
 import re
-import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -21,9 +20,20 @@ from django.utils import timezone
 from bots import services as bot_services
 from bots.models import Bot
 from bots.strategy import stop_loss_price, take_profit_price
+from tradebots import live
 
 from . import live_updates
-from .broker import BrokerError, NotFound, Order, OrderRejected, OrderSide, get_broker
+from .broker import (
+    BrokerError,
+    BudgetExhausted,
+    NotFound,
+    Order,
+    OrderRejected,
+    OrderSide,
+    Priority,
+    get_broker,
+    request_priority,
+)
 from .models import Position, Trade
 
 logger = logging.getLogger(__name__)
@@ -77,34 +87,114 @@ def bot_prefix_of(client_order_id: str | None) -> str | None:
     return match["bot"] if match else None
 
 
+class OrderRefused(Exception):
+    """No intent was recorded: the bot or the position already has an order in flight, or the
+    position is gone. ``in_flight`` is the open Trade that stands in the way, if any."""
+
+    def __init__(self, message: str, in_flight: Trade | None = None):
+        super().__init__(message)
+        self.message = message
+        self.in_flight = in_flight
+
+
 def place_order(
-    bot: Bot | None,
+    bot: Bot,
     side: str,
+    qty: Decimal | None,
+    reason: str,
+    *,
+    verify: bool = True,
+    expected_price: Decimal | None = None,
+) -> Trade:
+    """Record a bot's intent and send it: a buy of ``qty``, or a sell of its whole open position
+    (whose own quantity is used; ``qty`` may repeat it). Verification runs as its own task."""
+    if side == Trade.Side.BUY:
+        trade = record_buy_intent(bot, qty, reason, expected_price=expected_price)
+    else:
+        position = Position.objects.filter(bot=bot, is_open=True).first()
+        if position is None:
+            raise OrderRefused(f"'{bot.name}' holds no position to sell.")
+        if qty is not None and qty != position.qty:
+            raise ValueError(f"A sell is for the whole position ({position.qty}), not {qty}")
+        trade = record_sell_intent(position, reason)
+    return send_intent(trade, verify=verify)
+
+
+def record_buy_intent(
+    bot: Bot,
     qty: Decimal,
     reason: str,
     *,
-    symbol: str | None = None,
-    verify: bool = True,
+    expected_price: Decimal | None = None,
+    origin: str = Trade.Origin.ENGINE,
 ) -> Trade:
-    """Record the intent, send it, and (unless told not to) verify the fill."""
-    return send_intent(record_intent(bot, side, qty, reason, symbol=symbol), verify=verify)
+    """The write-ahead half of a buy, refused while the bot has any open order."""
+    with transaction.atomic():
+        locked_bot = _lock_flat_bot(bot)
+        trade = Trade.objects.create(
+            bot=locked_bot, symbol=locked_bot.symbol, side=Trade.Side.BUY, qty=qty,
+            reason=reason, client_order_id=generate_client_order_id(locked_bot),
+            expected_price=expected_price, origin=origin,
+        )  # fmt: skip
+        _notify(trade, created=True)
+    return trade
 
 
-def record_intent(
-    bot: Bot | None, side: str, qty: Decimal, reason: str, *, symbol: str | None = None
+def record_sell_intent(
+    position: Position, reason: str, *, origin: str = Trade.Origin.ENGINE
 ) -> Trade:
-    """The write-ahead half of placing an order (callers holding a lock use it inside their
-    transaction, then call send_intent after it commits)."""
+    """The write-ahead half of an exit: a sell of the position's own symbol and quantity, linked
+    to the position at once, so that a second exit (engine or manual) finds it and is refused.
+
+    Locks are taken in one order everywhere, bot row then position row, so the check and the
+    write cannot interleave with another exit, a buy, a symbol change or a delete."""
+    with transaction.atomic():
+        bot = _lock_flat_bot(position.bot) if position.bot_id else None
+        locked = Position.objects.select_for_update(of=("self",)).get(pk=position.pk)
+        if not locked.is_open:
+            raise OrderRefused(f"The {locked.symbol} position is already closed.")
+        if locked.bot_id != (bot.pk if bot else None):
+            raise OrderRefused(f"The {locked.symbol} position changed owner; try again.")
+        exiting = open_trades().filter(position=locked, side=Trade.Side.SELL).first()
+        if exiting is not None:
+            raise OrderRefused(waiting_message(exiting), in_flight=exiting)
+        trade = Trade.objects.create(
+            bot=bot, position=locked, symbol=locked.symbol, side=Trade.Side.SELL, qty=locked.qty,
+            reason=reason, client_order_id=generate_client_order_id(bot), origin=origin,
+        )  # fmt: skip
+        _notify(trade, created=True)
+    return trade
+
+
+def record_unmanaged_intent(symbol: str, side: str, qty: Decimal, reason: str) -> Trade:
+    """An order no bot owns (closing what the broker holds beyond our books)."""
     trade = Trade.objects.create(
-        bot=bot,
-        symbol=symbol or bot.symbol,
-        side=side,
-        qty=qty,
-        reason=reason,
-        client_order_id=generate_client_order_id(bot),
-    )
+        bot=None, symbol=symbol, side=side, qty=qty, reason=reason,
+        client_order_id=generate_client_order_id(None), origin=Trade.Origin.MANUAL,
+    )  # fmt: skip
     _notify(trade, created=True)
     return trade
+
+
+def open_trades():
+    return Trade.objects.filter(status__in=Trade.OPEN_STATUSES)
+
+
+def _lock_flat_bot(bot: Bot) -> Bot:
+    """The bot's row, locked; refused while any order of the bot is open (its exposure is its
+    position plus its open orders, and a new order must see all of it)."""
+    locked = Bot.objects.select_for_update().filter(pk=bot.pk).first()
+    if locked is None:
+        raise OrderRefused(f"Bot '{bot.name}' no longer exists.")
+    waiting = open_trades().filter(bot=locked).order_by("created_at").first()
+    if waiting is not None:
+        raise OrderRefused(waiting_message(waiting), in_flight=waiting)
+    return locked
+
+
+def waiting_message(trade: Trade) -> str:
+    state = trade.get_status_display().lower()
+    return f"Waiting for order {trade.client_order_id} ({trade.side}, {state})"
 
 
 def send_intent(trade: Trade, *, verify: bool = True) -> Trade:
@@ -113,7 +203,7 @@ def send_intent(trade: Trade, *, verify: bool = True) -> Trade:
         raise RuntimeError("Orders must not be sent inside a transaction")
     trade = submit(trade)
     if verify and trade.is_open:
-        trade = verify_fill(trade)
+        follow_later(trade)
     return trade
 
 
@@ -126,6 +216,10 @@ def submit(trade: Trade) -> Trade:
     except OrderRejected as error:
         logger.warning("Order %s rejected: %s", trade.client_order_id, error)
         return _mark(trade, Trade.Status.REJECTED, str(error))
+    except BudgetExhausted as error:
+        # Certainly not sent: the intent stays pending and the sync sends it when a slot frees.
+        logger.warning("Order %s not sent yet: %s", trade.client_order_id, error)
+        return _mark(trade, Trade.Status.PENDING, str(error))
     except BrokerError as error:
         # Outcome unknown even after the gateway's own lookups: the sync asks again later.
         logger.warning("Order %s outcome unknown: %s", trade.client_order_id, error)
@@ -133,22 +227,39 @@ def submit(trade: Trade) -> Trade:
     return record_order(trade, order)
 
 
-def verify_fill(trade: Trade) -> Trade:
-    """Wait, then re-check a few times; store the broker's true status, never assume a fill."""
-    delay = settings.ORDER_VERIFY_DELAY_SECONDS
-    for _ in range(1 + settings.ORDER_VERIFY_RETRIES):
-        time.sleep(delay)
+def follow_later(trade: Trade, attempt: int = 1) -> None:
+    """Verify the fill in a task (never by sleeping here: callers may hold the engine's lock).
+    The task re-checks up to ORDER_VERIFY_RETRIES times; the order sync takes over after."""
+    from .tasks import verify_trade
+
+    def enqueue():
         try:
-            trade = refresh(trade)
-        except BrokerError as error:
-            logger.warning("Could not verify order %s: %s", trade.client_order_id, error)
-        if not trade.is_open:
-            return trade
-    logger.warning(
-        "Order %s still %s after verification; the order sync will follow it",
-        trade.client_order_id, trade.status,
-    )  # fmt: skip
-    return trade
+            verify_trade.apply_async(
+                (trade.pk, attempt), countdown=settings.ORDER_VERIFY_DELAY_SECONDS
+            )
+        except Exception:  # noqa: BLE001 - the order sync follows the trade anyway
+            logger.warning("Could not schedule verification of %s", trade.client_order_id)
+
+    transaction.on_commit(enqueue)
+
+
+def verify(trade_id: int, attempt: int) -> str:
+    """One verification step (the verify_trade task): settle the trade, and come back later
+    while it is still open, ORDER_VERIFY_RETRIES times at most."""
+    trade = Trade.objects.filter(pk=trade_id).first()
+    if trade is None or not trade.is_open:
+        return trade.status if trade else "gone"
+    settle(trade)
+    trade.refresh_from_db()
+    if trade.is_open:
+        if attempt <= settings.ORDER_VERIFY_RETRIES:
+            follow_later(trade, attempt + 1)
+        else:
+            logger.warning(
+                "Order %s still %s after verification; the order sync will follow it",
+                trade.client_order_id, trade.status,
+            )  # fmt: skip
+    return trade.status
 
 
 def refresh(trade: Trade) -> Trade:
@@ -162,32 +273,70 @@ def refresh(trade: Trade) -> Trade:
 
 def sync_open_orders() -> dict[str, int]:
     """Complete every Trade the broker may have moved on since we last looked: pending intents
-    (maybe never sent), unknown outcomes, accepted and partially filled orders."""
-    counts = {"checked": 0, "updated": 0, "resent": 0, "abandoned": 0, "failed": 0}
-    for trade in Trade.objects.filter(status__in=Trade.OPEN_STATUSES).order_by("created_at"):
-        counts["checked"] += 1
-        before = (trade.status, trade.filled_qty)
-        try:
-            trade = refresh(trade)
-        except NotFound:
-            counts[_complete_unsent(trade)] += 1
-            continue
-        except BrokerError as error:
-            logger.warning("Sync of %s failed: %s", trade.client_order_id, error)
-            counts["failed"] += 1
-            continue
-        if (trade.status, trade.filled_qty) != before:
-            counts["updated"] += 1
+    (maybe never sent), unknown outcomes, accepted and partially filled orders; cancel those
+    left unfilled past ORDER_STALE_SECONDS. Exits first (stop-loss, take-profit, manual)."""
+    counts = {
+        "checked": 0, "updated": 0, "resent": 0, "abandoned": 0, "canceled": 0, "failed": 0,
+        "unchanged": 0,
+    }  # fmt: skip
+    with live.coalesced():
+        for trade in open_trades().select_related("bot").order_by("-side", "created_at"):
+            counts["checked"] += 1
+            counts[settle(trade)] += 1
+    del counts["unchanged"]
     return counts
 
 
+def settle(trade: Trade) -> str:
+    """Bring one open Trade forward and say what happened: updated, unchanged, resent,
+    abandoned, canceled (stale at the broker) or failed (broker unreachable)."""
+    before = (trade.status, trade.filled_qty)
+    try:
+        with request_priority(_priority_of(trade)):
+            trade = refresh(trade)
+            if trade.is_open and _is_stale(trade):
+                return _cancel_stale(trade)
+    except NotFound:
+        return _complete_unsent(trade)
+    except BrokerError as error:
+        logger.warning("Sync of %s failed: %s", trade.client_order_id, error)
+        return "failed"
+    return "updated" if (trade.status, trade.filled_qty) != before else "unchanged"
+
+
+def _priority_of(trade: Trade) -> Priority:
+    return Priority.EXIT if trade.side == Trade.Side.SELL else Priority.ENTRY
+
+
+def _is_stale(trade: Trade) -> bool:
+    sent = trade.submitted_at or trade.created_at
+    return timezone.now() - sent > timedelta(seconds=settings.ORDER_STALE_SECONDS)
+
+
+def _cancel_stale(trade: Trade) -> str:
+    """Unfilled too long: cancel it under its id; what filled is booked by the refresh after."""
+    logger.warning("Order %s unfilled after %ss: canceling", trade.client_order_id,
+                   settings.ORDER_STALE_SECONDS)  # fmt: skip
+    try:
+        get_broker().cancel_order(trade.order_id)
+    except OrderRejected as error:  # filled or canceled meanwhile: the refresh tells
+        logger.info("Cancel of %s refused: %s", trade.client_order_id, error)
+    trade = refresh(trade)
+    return "canceled" if not trade.is_open else "failed"
+
+
 def _complete_unsent(trade: Trade) -> str:
-    """The broker has no order for this intent: it never left (a crash between write and send)."""
+    """The broker has no order for this intent: it never left (a crash between write and send,
+    a hung or refused submit). A manual close is always sent, however late: the operator asked
+    to get out, and the position stays open until the broker confirms. An engine signal from
+    minutes ago is no reason to trade now, so a stale one is abandoned."""
     age = timezone.now() - trade.created_at
-    if age <= timedelta(seconds=settings.ORDER_INTENT_TTL_SECONDS):
-        submit(trade)  # same client_order_id: the broker refuses a second order for it
+    if trade.origin == Trade.Origin.MANUAL or age <= timedelta(
+        seconds=settings.ORDER_INTENT_TTL_SECONDS
+    ):
+        with request_priority(_priority_of(trade)):
+            submit(trade)  # same client_order_id: the broker refuses a second order for it
         return "resent"
-    # A signal from minutes ago is no reason to trade now.
     _mark(trade, Trade.Status.CANCELED, "Never reached the broker; not sent after the fact.")
     return "abandoned"
 
@@ -197,6 +346,8 @@ def _mark(trade: Trade, status: str, message: str) -> Trade:
     trade.error_message = message
     trade.save(update_fields=["status", "error_message", "updated_at"])
     _notify(trade)
+    if trade.origin == Trade.Origin.MANUAL and not trade.is_open:
+        _tell_outcome(trade)
     return trade
 
 
@@ -223,16 +374,32 @@ def record_order(trade: Trade, order: Order) -> Trade:
             trade.error_message = ""
         trade.save()
         _notify(trade)
+        if trade.origin == Trade.Origin.MANUAL and not trade.is_open:
+            _tell_outcome(trade)
     return trade
+
+
+def _tell_outcome(trade: Trade) -> None:
+    """A manual close is the operator's own request: its outcome reaches every open page."""
+    if trade.status == Trade.Status.FILLED:
+        qty = f"{trade.filled_qty.normalize():f}"
+        message, level = f"Sold {qty} {trade.symbol} (manual close).", "success"
+    else:
+        detail = f": {trade.error_message}" if trade.error_message else ""
+        message = f"Manual close of {trade.symbol} {trade.get_status_display().lower()}{detail}."
+        level = "error"
+    live.toast_on_commit(message, level)
 
 
 def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
     bot = trade.bot
-    position = (
-        Position.objects.select_for_update().filter(bot=bot, is_open=True).first() if bot else None
-    )
     now = timezone.now()
     if trade.side == Trade.Side.BUY:
+        position = (
+            Position.objects.select_for_update().filter(bot=bot, is_open=True).first()
+            if bot
+            else None
+        )
         if position is None:
             position = Position(
                 bot=bot, symbol=trade.symbol, qty=0, avg_entry_price=price,
@@ -249,9 +416,15 @@ def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
                 position.avg_entry_price, bot.take_profit_pct
             )
     else:
-        if position is None:
-            logger.warning("Sell fill for %s with no open position of its bot", trade)
-            return None
+        # The exit was linked to its position when recorded: never guess by the bot's settings.
+        position = (
+            Position.objects.select_for_update().filter(pk=trade.position_id).first()
+            if trade.position_id
+            else None
+        )
+        if position is None or not position.is_open:
+            logger.warning("Sell fill for %s with no open position to book it on", trade)
+            return position
         sold = min(qty, position.qty)
         pnl = (price - position.avg_entry_price) * sold
         position.realized_pnl = ((position.realized_pnl or 0) + pnl).quantize(PRICE_PLACES)

@@ -207,7 +207,7 @@ def position_list(request):
 def _toast_or_redirect(request, message: str, level: str):
     if request.htmx:
         return HttpResponse(live.render_toast(message, level))
-    getattr(messages, "error" if level == "error" else "success")(request, message)
+    getattr(messages, level if level in ("error", "warning") else "success")(request, message)
     return redirect("trading:positions")
 
 
@@ -219,7 +219,7 @@ def close_position(request, pk):
         result = emergency.close_position(position, request.user.get_username(), pause_bot)
     except emergency.CloseRefused as refused:
         return _toast_or_redirect(request, refused.message, "error")
-    return _toast_or_redirect(request, result.message, "success")
+    return _toast_or_redirect(request, result.message, "success" if result.confirmed else "warning")
 
 
 @require_POST

@@ -181,6 +181,11 @@ class Broker(abc.ABC):
     def get_order_by_client_order_id(self, client_order_id: str) -> Order: ...
 
     @abc.abstractmethod
+    def cancel_order(self, order_id: str) -> None:
+        """Ask the broker to cancel an open order; OrderRejected when it is no longer open.
+        Cancellation may complete later (pending_cancel): read the order to know."""
+
+    @abc.abstractmethod
     def iter_orders(
         self,
         status: OrderQueryStatus = OrderQueryStatus.ALL,

@@ -335,6 +335,13 @@ class FakeAlpaca:
             raise ErrorResponse(504, "<html><body>504 Gateway Time-out</body></html>")
         return 200, order_json(order)
 
+    def cancel_order(self, query, body, order_id):
+        try:
+            exchange.cancel_order(order_id)
+        except OrderRejected as exc:
+            raise ErrorResponse(422, {"code": 42210000, "message": str(exc)}) from exc
+        return 204, None
+
     def list_orders(self, query, body):
         direction = query.get("direction", "desc")
         orders = exchange.list_orders(
@@ -434,6 +441,7 @@ ROUTES = [
     ("GET", re.compile(r"/v2/orders"), FakeAlpaca.list_orders),
     ("GET", re.compile(r"/v2/orders:by_client_order_id"), FakeAlpaca.get_order_by_client_id),
     ("GET", re.compile(r"/v2/orders/([^/]+)"), FakeAlpaca.get_order),
+    ("DELETE", re.compile(r"/v2/orders/([^/]+)"), FakeAlpaca.cancel_order),
     ("GET", re.compile(r"/v2/positions"), FakeAlpaca.list_positions),
     ("GET", re.compile(r"/v2/positions/([^/]+)"), FakeAlpaca.get_position),
     ("GET", re.compile(r"/v2/clock"), FakeAlpaca.get_clock),
@@ -459,7 +467,7 @@ def _handler_for(fake: FakeAlpaca):
 
         def _respond(self, status: int, body) -> None:
             is_text = isinstance(body, str)
-            raw = (body if is_text else json.dumps(body)).encode()
+            raw = b"" if status == 204 else (body if is_text else json.dumps(body)).encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/html" if is_text else "application/json")
             self.send_header("Content-Length", str(len(raw)))

@@ -171,14 +171,14 @@ def test_one_market_data_call_per_batch_and_one_evaluation_per_distinct_strategy
 def test_one_bots_failure_does_not_stop_the_tick(monkeypatch):
     failing = running_bot(symbol="MSFT", strategy=ALWAYS_BUY, name="Broken")
     healthy = running_bot(symbol="AAPL", strategy=ALWAYS_BUY, name="Healthy")
-    real_act = engine._act
+    real_decide = engine._decide
 
-    def act(bot, *args):
+    def decide(bot, *args):
         if bot.pk == failing.pk:
             raise ValueError("boom")
-        return real_act(bot, *args)
+        return real_decide(bot, *args)
 
-    monkeypatch.setattr(engine, "_act", act)
+    monkeypatch.setattr(engine, "_decide", decide)
 
     report = tick()
 

@@ -100,6 +100,9 @@ class PaperBroker(Broker):
     def get_order_by_client_order_id(self, client_order_id: str) -> Order:
         return order_from_paper(exchange.get_order_by_client_order_id(client_order_id))
 
+    def cancel_order(self, order_id: str) -> None:
+        exchange.cancel_order(order_id)
+
     def iter_orders(self, status=OrderQueryStatus.ALL, after=None, until=None):
         for order in exchange.list_orders(status=status, after=after, until=until).iterator():
             yield order_from_paper(order)

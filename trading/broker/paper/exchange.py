@@ -102,8 +102,8 @@ def submit_order(
 ) -> PaperOrder:
     """Accept an order and fill what is marketable at once.
 
-    ``fill_qty`` / ``fill_price`` let the tests' fake server simulate a partial fill or a fill at
-    a price other than the quote.
+    ``fill_qty`` / ``fill_price`` let the tests simulate a partial fill (0: accepted, unfilled)
+    or a fill at a price other than the quote.
     """
     now = now or timezone.now()
     _validate(symbol, qty, side, order_type, limit_price, client_order_id)
@@ -136,8 +136,8 @@ def submit_order(
             status="new",
             submitted_at=now,
         )
-        if marketable:
-            _fill(order, account, min(fill_qty or qty, qty), price, now)
+        if marketable and fill_qty != 0:
+            _fill(order, account, min(qty if fill_qty is None else fill_qty, qty), price, now)
     return order
 
 
@@ -201,6 +201,28 @@ def fill_remaining(order: PaperOrder, price: Decimal | None = None, now=None) ->
             price = price or order.limit_price or market_fill_price(order.symbol, order.side, now)
             _fill(order, account, order.qty - order.filled_qty, price, now)
     return order
+
+
+def cancel_order(order_id: str, now=None) -> PaperOrder:
+    """Cancel what is unfilled of an open order; what filled stays filled (as at Alpaca)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _locked_account()
+        order = PaperOrder.objects.select_for_update().filter(pk=_order_pk(order_id)).first()
+        if order is None:
+            raise NotFound("order not found")
+        if order.status not in OPEN_STATUSES:
+            raise OrderRejected(f'order is already in "{order.status}" state')
+        order.status, order.canceled_at = "canceled", now
+        order.save()
+    return order
+
+
+def _order_pk(order_id: str):
+    try:
+        return uuid.UUID(str(order_id))
+    except ValueError:
+        return None
 
 
 def match_resting_limit_orders(now: datetime | None = None) -> None:
