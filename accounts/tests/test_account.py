@@ -8,6 +8,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 
+from accounts import services
 from accounts.services import AccountSummary
 from bots.tests.factories import BotFactory
 from tradebots.asgi import application
@@ -231,8 +232,11 @@ def test_api_positions_lists_managed_and_unmanaged_rows(user_client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_fill_refreshes_the_account_summary_on_open_dashboards(socket_headers, settings):
+def test_a_fill_refreshes_the_account_summary_on_open_dashboards(
+    socket_headers, settings, celery_worker
+):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    settings.ACCOUNT_REFRESH_SECONDS = 0.2
     from trading.orders import place_order
 
     bot = BotFactory()
@@ -251,3 +255,33 @@ def test_a_fill_refreshes_the_account_summary_on_open_dashboards(socket_headers,
 
     cash = exchange.get_account().cash
     assert f"${cash:,.2f}" in summary
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_fills_schedule_one_account_refresh_per_window(settings, monkeypatch):
+    """However many fills, one broker call per ACCOUNT_REFRESH_SECONDS, and none in the order
+    path itself."""
+    from accounts import tasks
+    from tradebots.redis_client import redis_client
+    from trading.broker.paper.broker import PaperBroker
+    from trading.orders import place_order
+
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    settings.ACCOUNT_REFRESH_SECONDS = 60
+    redis_client().delete(services.REFRESH_SCHEDULED_KEY)
+    scheduled = []
+    monkeypatch.setattr(
+        tasks.refresh_account_summary, "apply_async", lambda **kw: scheduled.append(kw)
+    )
+    account_calls = []
+    real_get_account = PaperBroker.get_account
+    monkeypatch.setattr(
+        PaperBroker, "get_account", lambda self: account_calls.append(1) or real_get_account(self)
+    )
+
+    for bot in BotFactory.create_batch(5):
+        place_order(bot, "buy", Decimal("1"), "RSI buy signal", verify=False)
+
+    assert scheduled == [{"countdown": 60}]
+    assert account_calls == []
+    redis_client().delete(services.REFRESH_SCHEDULED_KEY)

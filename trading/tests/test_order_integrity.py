@@ -145,8 +145,10 @@ def test_a_partial_fill_books_what_filled_and_the_rest_stays_the_bots_open_order
     trade = Trade.objects.get()
     position = Position.objects.get(bot=bot, is_open=True)
     assert trade.status == Trade.Status.PARTIALLY_FILLED
-    assert position.qty == trade.filled_qty == (trade.qty * Decimal("0.5")).to_integral_value(
-        ROUND_DOWN
+    assert (
+        position.qty
+        == trade.filled_qty
+        == (trade.qty * Decimal("0.5")).to_integral_value(ROUND_DOWN)
     )
     assert again["Buyer"].action == "waiting"
     assert len(broker_orders()) == 1

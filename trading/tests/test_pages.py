@@ -544,7 +544,7 @@ def test_a_push_that_cannot_be_sent_does_not_break_the_caller(monkeypatch):
     from tradebots import live
 
     sent = []
-    monkeypatch.setattr(live, "send_html", sent.append)
+    monkeypatch.setattr(live, "_send", sent.append)
     position = PositionFactory()
 
     live_updates.position_changed(position)
