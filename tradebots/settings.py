@@ -260,6 +260,21 @@ ALPACA_CONNECT_TIMEOUT_SECONDS = env_float("ALPACA_CONNECT_TIMEOUT_SECONDS", 5.0
 ALPACA_READ_TIMEOUT_SECONDS = env_float("ALPACA_READ_TIMEOUT_SECONDS", 15.0)
 # alpaca-py's own wait between its retries of a 429 or 504.
 ALPACA_RETRY_WAIT_SECONDS = env_float("ALPACA_RETRY_WAIT_SECONDS", 3.0)
+# Pages and API calls (inside trading.broker.interactive()) give up on Alpaca after this long,
+# without retrying, so no request waits more than a few seconds on a hung broker.
+ALPACA_INTERACTIVE_TIMEOUT_SECONDS = env_float("ALPACA_INTERACTIVE_TIMEOUT_SECONDS", 3.0)
+# Alpaca allows 200 requests a minute per account. All processes together send at most
+# BROKER_BUDGET_REQUESTS in any BROKER_BUDGET_WINDOW_SECONDS (counted in Redis); new buys leave
+# the last BROKER_BUDGET_EXIT_RESERVE of them to exits. A request waits up to
+# BROKER_BUDGET_MAX_WAIT_SECONDS for a slot, then fails unsent. The paper exchange is not limited.
+BROKER_BUDGET_REQUESTS = env_int("BROKER_BUDGET_REQUESTS", 190)
+BROKER_BUDGET_WINDOW_SECONDS = env_float("BROKER_BUDGET_WINDOW_SECONDS", 60.0)
+BROKER_BUDGET_EXIT_RESERVE = env_int("BROKER_BUDGET_EXIT_RESERVE", 20)
+BROKER_BUDGET_MAX_WAIT_SECONDS = env_float("BROKER_BUDGET_MAX_WAIT_SECONDS", 30.0)
+if BROKER_BUDGET_REQUESTS < 1 or BROKER_BUDGET_WINDOW_SECONDS <= 0:
+    raise ImproperlyConfigured("BROKER_BUDGET_REQUESTS and _WINDOW_SECONDS must be positive.")
+if not 0 <= BROKER_BUDGET_EXIT_RESERVE < BROKER_BUDGET_REQUESTS:
+    raise ImproperlyConfigured("BROKER_BUDGET_EXIT_RESERVE must be 0 or more and below the limit.")
 if bool(ALPACA_API_KEY) != bool(ALPACA_SECRET_KEY):
     raise ImproperlyConfigured("Set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither.")
 

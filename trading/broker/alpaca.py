@@ -1,6 +1,7 @@
 """AlpacaBroker: the gateway interface over alpaca-py (the only module that imports it)."""
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,8 +18,8 @@ from alpaca.trading.enums import OrderSide as AlpacaOrderSide
 from alpaca.trading.enums import QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
 from tenacity import (
-    retry,
-    retry_if_exception_type,
+    Retrying,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
@@ -33,6 +34,7 @@ from .base import (
     BrokerError,
     BrokerPosition,
     BrokerUnavailable,
+    BudgetExhausted,
     Clock,
     DuplicateClientOrderId,
     InsufficientBuyingPower,
@@ -46,6 +48,7 @@ from .base import (
     RateLimited,
     TimeFrame,
 )
+from .budget import RequestBudget, current_priority
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +73,39 @@ def to_decimal(value) -> Decimal | None:
 
 
 class TimeoutSession(requests.Session):
-    """alpaca-py passes no timeout to requests, so a hung broker would hang the caller forever."""
+    """Every HTTP request alpaca-py makes, its own retries included, passes through here.
 
-    def __init__(self, connect_timeout: float, read_timeout: float):
+    alpaca-py passes no timeout to requests, so a hung broker would hang the caller forever; and
+    each request first takes a slot in the shared request budget, if there is one."""
+
+    def __init__(
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        budget: RequestBudget | None = None,
+        budget_max_wait: float | None = None,
+    ):
         super().__init__()
         self.default_timeout = (connect_timeout, read_timeout)
+        self.budget = budget
+        self.budget_max_wait = budget_max_wait
+        self._local = threading.local()
+
+    def sent_count(self) -> int:
+        """Requests this thread has let go to the broker (for telling "nothing was sent")."""
+        return getattr(self._local, "sent", 0)
 
     def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.default_timeout)
-        return super().request(method, url, **kwargs)
+        slot = None
+        if self.budget is not None:
+            slot = self.budget.acquire(current_priority(), self.budget_max_wait)
+        self._local.sent = self.sent_count() + 1
+        try:
+            return super().request(method, url, **kwargs)
+        finally:
+            if self.budget is not None:
+                self.budget.sent(slot)
 
 
 def _api_error_message(error: APIError) -> str:
@@ -114,11 +141,9 @@ def translate_error(error: Exception, *, ordering: bool = False) -> BrokerError:
     return BrokerError(f"Alpaca refused the request ({status}): {message}")
 
 
-_retry_reads = retry(
-    retry=retry_if_exception_type(BrokerUnavailable),
-    stop=stop_after_attempt(READ_ATTEMPTS),
-    wait=wait_exponential(multiplier=0.25, max=2),
-    reraise=True,
+# An exhausted budget is not retried: the wait for a slot has already been spent.
+_retryable_read_error = retry_if_exception(
+    lambda error: isinstance(error, BrokerUnavailable) and not isinstance(error, BudgetExhausted)
 )
 
 
@@ -136,16 +161,32 @@ class AlpacaBroker(Broker):
         read_timeout: float = 15.0,
         retry_wait: float = 3.0,
         order_page_size: int = ORDER_PAGE_SIZE,
+        read_attempts: int = READ_ATTEMPTS,
+        submit_attempts: int = SUBMIT_ATTEMPTS,
+        client_retries: int | None = None,
+        budget: RequestBudget | None = None,
+        budget_max_wait: float | None = None,
     ):
+        """``client_retries``: alpaca-py's own retries of a 429/504 (None: its default, 3).
+        ``budget``: the shared request budget every HTTP request takes a slot from (None: no
+        limit); ``budget_max_wait``: how long a request may wait for a slot (None: the
+        budget's own default)."""
         self.order_page_size = order_page_size
+        self.read_attempts = read_attempts
+        self.submit_attempts = submit_attempts
+        self.budget = budget
         self.label = ALPACA_PAPER_LABEL if paper else ALPACA_LIVE_LABEL
         self.data_feed = DataFeed(data_feed)
         self.trading = TradingClient(api_key, secret_key, paper=paper, url_override=base_url)
         self.data = StockHistoricalDataClient(api_key, secret_key, url_override=data_url)
         for client in (self.trading, self.data):
             # alpaca-py has no public knobs for these; its RESTClient keeps them as attributes.
-            client._session = TimeoutSession(connect_timeout, read_timeout)
+            client._session = TimeoutSession(
+                connect_timeout, read_timeout, budget=budget, budget_max_wait=budget_max_wait
+            )
             client._retry_wait = retry_wait
+            if client_retries is not None:
+                client._retry = client_retries
 
     def _call(self, function, *args, ordering: bool = False, **kwargs):
         try:
@@ -153,9 +194,16 @@ class AlpacaBroker(Broker):
         except (APIError, requests.RequestException) as error:
             raise translate_error(error, ordering=ordering) from error
 
-    @_retry_reads
     def _read(self, function, *args, **kwargs):
-        return self._call(function, *args, **kwargs)
+        """A call that changes nothing at the broker, so it may be repeated after a failure."""
+        for attempt in Retrying(
+            retry=_retryable_read_error,
+            stop=stop_after_attempt(self.read_attempts),
+            wait=wait_exponential(multiplier=0.25, max=2),
+            reraise=True,
+        ):
+            with attempt:
+                return self._call(function, *args, **kwargs)
 
     # --- account -------------------------------------------------------------------------------
 
@@ -201,17 +249,37 @@ class AlpacaBroker(Broker):
         After an unknown outcome (timeout, 5xx, 429 after alpaca-py's own retries) the order is
         looked up by its client_order_id first; only when the broker has no such order is it sent
         again, under the same id, so the broker's uniqueness check forbids a second order.
+
+        BudgetExhausted is raised as is only when this attempt sent nothing: then the order was
+        certainly not sent and may be sent later under the same id. If alpaca-py's own retry of
+        a 429/504 is what found no slot, an earlier POST went out and the outcome is unknown.
         """
         client_order_id = request.client_order_id
+        session = self.trading._session
         unknown_outcome = None
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        for attempt in range(1, self.submit_attempts + 1):
+            sent_before = session.sent_count()
             try:
                 return order_from_alpaca(
                     self._call(self.trading.submit_order, request, ordering=True)
                 )
             except DuplicateClientOrderId:
                 # An earlier attempt (ours, or alpaca-py's own retry of a 504) got through.
-                return self.get_order_by_client_order_id(client_order_id)
+                try:
+                    return self.get_order_by_client_order_id(client_order_id)
+                except BudgetExhausted as error:
+                    raise BrokerUnavailable(
+                        f"Order {client_order_id} exists at the broker but could not be "
+                        "fetched: no slot in the request budget"
+                    ) from error
+            except BudgetExhausted:
+                if session.sent_count() == sent_before:
+                    raise
+                unknown_outcome = BrokerUnavailable(
+                    f"Order {client_order_id} was sent, but alpaca-py's retry of it found no "
+                    "slot in the request budget: outcome unknown"
+                )
+                logger.warning("%s; looking it up", unknown_outcome)
             except BrokerUnavailable as error:
                 unknown_outcome = error
                 logger.warning(

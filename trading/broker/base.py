@@ -131,6 +131,11 @@ class RateLimited(BrokerUnavailable):
     """The broker kept answering 429 after the client's own retries."""
 
 
+class BudgetExhausted(BrokerUnavailable):
+    """No slot in the shared broker request budget within the allowed wait. Raised before the
+    request left, so the broker never saw it: an order that meets this was certainly not sent."""
+
+
 class NotFound(BrokerError):
     pass
 

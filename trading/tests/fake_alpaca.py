@@ -70,6 +70,9 @@ class Faults:
     partial_fill_ratio: Decimal | None = None
     fill_price: Decimal | None = None
     failures: list[InjectedFailure] = field(default_factory=list)
+    # (requests, seconds): like Alpaca, answer 429 to a request that makes more than that many
+    # arrive within that many seconds (both ends included).
+    rate_limit: tuple[int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class ReceivedRequest:
     query: dict[str, str]
     body: dict | None
     headers: dict[str, str]
+    at: float = 0.0  # time.time() when the request arrived
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -230,8 +234,12 @@ class FakeAlpaca:
     def __init__(self):
         self.faults = Faults()
         self.received: list[ReceivedRequest] = []
+        self.rate_limited = 0  # requests answered 429 by the rate_limit switch
         self.bars_page_size = MAX_BARS_PAGE
         self._lock = threading.Lock()
+        # Set on stop: handler threads still sleeping in an injected delay end at once, without
+        # touching the database (which belongs to the next test by then).
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -245,6 +253,7 @@ class FakeAlpaca:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -278,6 +287,17 @@ class FakeAlpaca:
                 setattr(self.faults, attribute, remaining - 1)
                 return True
             return False
+
+    def over_rate_limit(self, arrived: float) -> bool:
+        if self.faults.rate_limit is None:
+            return False
+        limit, seconds = self.faults.rate_limit
+        with self._lock:
+            recent = sum(1 for r in list(self.received) if arrived - seconds <= r.at <= arrived)
+            if recent > limit:
+                self.rate_limited += 1
+                return True
+        return False
 
     def injected_failure(self, method: str, path: str) -> InjectedFailure | None:
         with self._lock:
@@ -330,7 +350,7 @@ class FakeAlpaca:
                 422, {"code": 40010001, "message": f"invalid order: {exc}"}
             ) from exc
         if self._take("accept_then_timeout"):
-            time.sleep(self.faults.stall_seconds)
+            self._stopping.wait(self.faults.stall_seconds)
         if self._take("accept_then_504"):
             raise ErrorResponse(504, "<html><body>504 Gateway Time-out</body></html>")
         return 200, order_json(order)
@@ -478,21 +498,27 @@ def _handler_for(fake: FakeAlpaca):
                 pass  # the client gave up waiting (the accept-then-timeout fault)
 
         def _handle(self):
+            arrived = time.time()
             url = urlparse(self.path)
             query = {key: values[-1] for key, values in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             fake.received.append(
-                ReceivedRequest(self.command, url.path, query, body, dict(self.headers.items()))
+                ReceivedRequest(
+                    self.command, url.path, query, body, dict(self.headers.items()), arrived
+                )
             )
-            if fake.faults.latency:
-                time.sleep(fake.faults.latency)
+            if fake.faults.latency and fake._stopping.wait(fake.faults.latency):
+                self.close_connection = True
+                return
             try:
                 if (
                     self.headers.get("APCA-API-KEY-ID") != API_KEY
                     or self.headers.get("APCA-API-SECRET-KEY") != SECRET_KEY
                 ):
                     raise ErrorResponse(401, ERROR_BODIES[401])
+                if fake.over_rate_limit(arrived):
+                    raise ErrorResponse(429, ERROR_BODIES[429])
                 failure = fake.injected_failure(self.command, url.path)
                 if failure:
                     raise ErrorResponse(failure.status, failure.body)
