@@ -186,26 +186,3 @@ def broker_label() -> str:
         return PAPER_EXCHANGE_LABEL
     return ALPACA_PAPER_LABEL if settings.ALPACA_PAPER else ALPACA_LIVE_LABEL
 
-
-# --- until the request budget lands (placeholders with the final names) -----------------------
-import contextlib  # noqa: E402
-from enum import StrEnum  # noqa: E402
-
-
-class BudgetExhausted(BrokerUnavailable):
-    pass
-
-
-class Priority(StrEnum):
-    EXIT = "exit"
-    ENTRY = "entry"
-
-
-@contextlib.contextmanager
-def request_priority(priority):
-    yield
-
-
-@contextlib.contextmanager
-def interactive():
-    yield

@@ -300,9 +300,9 @@ class AlpacaBroker(Broker):
     def get_order_by_client_order_id(self, client_order_id: str) -> Order:
         return order_from_alpaca(self._read(self.trading.get_order_by_client_id, client_order_id))
 
-    @_retry_reads  # DELETE of one order is idempotent
     def cancel_order(self, order_id: str) -> None:
-        self._call(self.trading.cancel_order_by_id, order_id, ordering=True)
+        # Repeatable like a read: asking twice to cancel one order cancels it once.
+        self._read(self.trading.cancel_order_by_id, order_id, ordering=True)
 
     def iter_orders(self, status=OrderQueryStatus.ALL, after=None, until=None):
         """Newest first, page by page backwards in time (alpaca-py does not paginate orders)."""
