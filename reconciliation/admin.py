@@ -22,8 +22,8 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     search_fields = ("started_by", "error")
     date_hierarchy = "started_at"
     ordering = ("-started_at", "-id")
-    exclude = ("discrepancies", "external_orders")
-    readonly_fields = ("discrepancy_list", "external_order_list")
+    exclude = ("discrepancies", "external_orders", "unmanaged_holdings")
+    readonly_fields = ("discrepancy_list", "external_order_list", "unmanaged_holding_list")
 
     def has_add_permission(self, request):
         return False
@@ -37,7 +37,7 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
             "\n",
             "<p><strong>{}</strong> {} {} {}: {}</p>",
             (
-                (d["kind"], d.get("client_order_id") or d.get("order_id") or "", d["side"],
+                (d["kind"], d.get("client_order_id") or d.get("order_id") or "", d["side"] or "",
                  d["symbol"], d["detail"])
                 for d in run.discrepancies
             ),
@@ -52,6 +52,20 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
                 (
                     (o["client_order_id"], o["side"], o["qty"], o["symbol"], o["status"])
                     for o in run.external_orders
+                ),
+            )
+            or "—"
+        )
+
+    @admin.display(description="Unmanaged holdings (information, not discrepancies)")
+    def unmanaged_holding_list(self, run):
+        return (
+            format_html_join(
+                "\n",
+                "<p>{} {}: the broker holds {}, our bots {}</p>",
+                (
+                    (h["qty"], h["symbol"], h["broker_qty"], h["ours"])
+                    for h in run.unmanaged_holdings
                 ),
             )
             or "—"
