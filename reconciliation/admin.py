@@ -6,6 +6,14 @@ from django.utils.html import format_html_join
 from .models import ReconciliationRun
 
 
+def _subject(discrepancy: dict) -> str:
+    """What a discrepancy is about: an order (its id, side, symbol) or a symbol's holding."""
+    if discrepancy["side"] is None:
+        return f"holding {discrepancy['symbol']}"
+    order = discrepancy.get("client_order_id") or discrepancy.get("order_id") or ""
+    return f"{order} {discrepancy['side']} {discrepancy['symbol']}"
+
+
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(admin.ModelAdmin):
     list_display = (
@@ -35,12 +43,8 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     def discrepancy_list(self, run):
         return format_html_join(
             "\n",
-            "<p><strong>{}</strong> {} {} {}: {}</p>",
-            (
-                (d["kind"], d.get("client_order_id") or d.get("order_id") or "", d["side"] or "",
-                 d["symbol"], d["detail"])
-                for d in run.discrepancies
-            ),
+            "<p><strong>{}</strong> {}: {}</p>",
+            ((d["kind"], _subject(d), d["detail"]) for d in run.discrepancies),
         ) or "—"  # fmt: skip
 
     @admin.display(description="External orders")

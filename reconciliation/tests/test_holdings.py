@@ -398,3 +398,22 @@ def test_positions_alpaca_cannot_list_make_the_run_say_holdings_were_not_compare
 
     html = user_client.post(CHECK, headers=HTMX).content.decode()
     assert 'role="alert"' in html and not_compared in html
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_holdings_and_unmanaged_ones(client):
+    from accounts.tests.factories import UserFactory
+
+    two_bots_holding_39()
+    run = reconcile(ListBroker(positions=[held("MSFT", "3")]))
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    html = client.get(
+        reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk])
+    ).content.decode()
+
+    assert (
+        "<p><strong>position_mismatch</strong> holding AAPL: "
+        "Our books hold 39 AAPL (Bot A 30, Bot B 9); the broker holds 0.</p>"
+    ) in html
+    assert "<p>3 MSFT: the broker holds 3, our bots 0</p>" in html
