@@ -76,6 +76,9 @@ def main() -> None:
         def iter_orders(self, status=None, after=None, until=None):
             return iter(self.orders)
 
+        def list_positions(self):
+            return []
+
     def populate(count: int) -> list:
         Trade.objects.all().delete()
         now = timezone.now()

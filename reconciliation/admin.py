@@ -6,6 +6,14 @@ from django.utils.html import format_html_join
 from .models import ReconciliationRun
 
 
+def _subject(discrepancy: dict) -> str:
+    """What a discrepancy is about: an order (its id, side, symbol) or a symbol's holding."""
+    if discrepancy["side"] is None:
+        return f"holding {discrepancy['symbol']}"
+    order = discrepancy.get("client_order_id") or discrepancy.get("order_id") or ""
+    return f"{order} {discrepancy['side']} {discrepancy['symbol']}"
+
+
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(admin.ModelAdmin):
     list_display = (
@@ -22,8 +30,8 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     search_fields = ("started_by", "error")
     date_hierarchy = "started_at"
     ordering = ("-started_at", "-id")
-    exclude = ("discrepancies", "external_orders")
-    readonly_fields = ("discrepancy_list", "external_order_list")
+    exclude = ("discrepancies", "external_orders", "unmanaged_holdings")
+    readonly_fields = ("discrepancy_list", "external_order_list", "unmanaged_holding_list")
 
     def has_add_permission(self, request):
         return False
@@ -35,12 +43,8 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     def discrepancy_list(self, run):
         return format_html_join(
             "\n",
-            "<p><strong>{}</strong> {} {} {}: {}</p>",
-            (
-                (d["kind"], d.get("client_order_id") or d.get("order_id") or "", d["side"],
-                 d["symbol"], d["detail"])
-                for d in run.discrepancies
-            ),
+            "<p><strong>{}</strong> {}: {}</p>",
+            ((d["kind"], _subject(d), d["detail"]) for d in run.discrepancies),
         ) or "—"  # fmt: skip
 
     @admin.display(description="External orders")
@@ -52,6 +56,20 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
                 (
                     (o["client_order_id"], o["side"], o["qty"], o["symbol"], o["status"])
                     for o in run.external_orders
+                ),
+            )
+            or "—"
+        )
+
+    @admin.display(description="Unmanaged holdings (information, not discrepancies)")
+    def unmanaged_holding_list(self, run):
+        return (
+            format_html_join(
+                "\n",
+                "<p>{} {}: the broker holds {}, our bots {}</p>",
+                (
+                    (h["qty"], h["symbol"], h["broker_qty"], h["ours"])
+                    for h in run.unmanaged_holdings
                 ),
             )
             or "—"

@@ -2,8 +2,9 @@ from django.db import models
 
 
 class ReconciliationRun(models.Model):
-    """One comparison of our Trades with the broker's orders: when, who or what asked, the window
-    it covered, its counts and every discrepancy found. A report; it never changes the books."""
+    """One comparison of our Trades with the broker's orders and of our open positions with its
+    holdings: when, who or what asked, the window it covered, its counts, every discrepancy found
+    and the holdings no bot owns. A report; it never changes the books."""
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Check Sync"
@@ -37,6 +38,10 @@ class ReconciliationRun(models.Model):
     in_flight = models.PositiveIntegerField(default=0)
     discrepancies = models.JSONField(default=list, blank=True)
     external_orders = models.JSONField(default=list, blank=True)
+    # Symbols whose holdings were compared (ours or the broker's), and those where the broker
+    # holds more than our bots: listed for information, not discrepancies.
+    holdings_checked = models.PositiveIntegerField(default=0)
+    unmanaged_holdings = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ("-started_at", "-id")

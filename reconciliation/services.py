@@ -1,8 +1,10 @@
-"""Reconciliation: compare our Trades with the broker's recent orders and report every drift.
+"""Reconciliation: compare our Trades with the broker's recent orders, and our open Positions with
+the broker's holdings, and report every drift.
 
 ``reconcile()`` is the one service behind the dashboard's "Check Sync", ``GET
 /api/account/reconcile``, ``manage.py reconcile`` and the scheduled Celery task. It reads the
-broker and the books, stores a ReconciliationRun and returns it; it never changes a Trade.
+broker and the books, stores a ReconciliationRun and returns it; it never changes a Trade or a
+Position.
 
 What is compared
 - The broker's orders, newest first across pages, until ``limit`` closed orders have been seen
@@ -23,10 +25,27 @@ What is compared
   flight": its next sync will settle it, so it is counted, not judged. One whose sync has
   stalled past the grace period is judged like any other.
 
-Queries do not grow with the number of orders: one for the Trades of the window, one for the
-bots when a bot has to be named from a client_order_id, one to store the run, and ``__in``
-queries (in chunks of 900) only for orders carrying our client_order_id whose Trade is not in
-the window (none unless some are missing in our books).
+Holdings are compared too, whatever the window: per symbol, the broker's quantity
+(``list_positions()``) against the sum of our open Positions (every bot's, and those of deleted
+bots, named "no bot (deleted)").
+- Our books hold more than the broker → ``position_mismatch``, keyed by symbol, with each bot and
+  its quantity, our total and the broker's ("Our books hold 39 AAPL (Bot A 30, Bot B 9); the broker
+  holds 0"). A symbol the broker does not list at all holds 0 there, so any open position on it is
+  reported, also when the broker lists no positions at all.
+- The broker holds more → unmanaged (trading.positions' definition): listed with the run as
+  information, never counted as a discrepancy.
+- A sell still in flight (see below) may have filled at the broker before our books hear of it:
+  its quantity is allowed for, so a sell being settled is not reported; a stalled one is not.
+- Our books are read after the Trades and right before the broker's positions, so that a fill
+  booked in between shows as a transient unmanaged holding rather than a false mismatch.
+- If the broker cannot list its positions the run fails, saying the holdings were not compared,
+  as when it cannot list its orders: a run is never reported clean without both.
+
+Queries do not grow with the number of orders or positions: one for the Trades of the window, one
+for the bots when a bot has to be named from a client_order_id, one aggregate of our open
+Positions (per symbol and bot), one to store the run, and ``__in`` queries (in chunks of 900)
+only for orders carrying our client_order_id whose Trade is not in the window (none unless some
+are missing in our books). The broker is asked for its orders (paged) and once for its positions.
 """
 
 import logging
@@ -41,7 +60,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Case, DateTimeField, Q, When
+from django.db.models import Case, DateTimeField, Q, Sum, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -51,13 +70,15 @@ from tradebots.money import format_money
 from trading.broker import (
     Broker,
     BrokerError,
+    BrokerPosition,
     BrokerUnavailable,
     Order,
     OrderQueryStatus,
     get_broker,
 )
-from trading.models import Trade
+from trading.models import Position, Trade
 from trading.orders import TRADE_STATUS_FOR_ORDER_STATUS, bot_prefix_of, is_our_client_order_id
+from trading.positions import find_unmanaged
 
 from .models import ReconciliationRun
 
@@ -72,7 +93,8 @@ CENT = Decimal("0.01")
 # (an intent is sent at most ORDER_INTENT_TTL_SECONDS late; clocks differ a little).
 CLOCK_SLACK = timedelta(minutes=5)
 LAST_RUN_TEMPLATE = "reconciliation/partials/last_run.html"
-# What trading.orders.generate_client_order_id gives an order no bot owns.
+# How a holding whose bot was deleted is named.
+NO_BOT = "no bot (deleted)"
 
 
 class Kind(StrEnum):
@@ -81,6 +103,7 @@ class Kind(StrEnum):
     STATUS_MISMATCH = "status_mismatch"
     PRICE_MISMATCH = "price_mismatch"
     QTY_MISMATCH = "qty_mismatch"
+    POSITION_MISMATCH = "position_mismatch"
 
 
 KIND_LABELS = {
@@ -89,6 +112,7 @@ KIND_LABELS = {
     Kind.STATUS_MISMATCH: "Status differs",
     Kind.PRICE_MISMATCH: "Price differs",
     Kind.QTY_MISMATCH: "Quantity differs",
+    Kind.POSITION_MISMATCH: "Holding differs",
 }
 
 # Our books say the broker never had these (refused outright, or abandoned before sending).
@@ -160,6 +184,19 @@ class Comparison:
     in_flight: int = 0
     discrepancies: list[dict] = field(default_factory=list)
     external_orders: list[dict] = field(default_factory=list)
+    # Trades the sync is still settling: the holdings comparison allows for their sells.
+    in_flight_trades: list[TradeRow] = field(default_factory=list)
+    holdings_checked: int = 0
+    unmanaged_holdings: list[dict] = field(default_factory=list)
+
+
+class HoldingRow(NamedTuple):
+    """Our open quantity of one symbol held by one bot (bot_id None: deleted bots together)."""
+
+    symbol: str
+    bot_id: uuid.UUID | None
+    bot_name: str | None
+    qty: Decimal
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -182,18 +219,28 @@ def reconcile(
         started_at=timezone.now(), trigger=trigger, started_by=started_by, limit=limit, since=since
     )
     clock = time.perf_counter()
+    broker = broker or get_broker()
     try:
-        orders, limit_reached = fetch_orders(broker or get_broker(), limit=limit, since=since)
+        orders, limit_reached = fetch_orders(broker, limit=limit, since=since)
     except BrokerError as error:
         logger.warning("Reconciliation could not read the broker's orders: %s", error)
-        run.outcome = ReconciliationRun.Outcome.FAILED
-        if isinstance(error, BrokerUnavailable):
-            run.error = f"The broker could not be reached: {error}"
-        else:
-            run.error = f"The broker refused to list its orders: {error}"
+        _fail(run, error, refused="The broker refused to list its orders")
     else:
         window = window_of(orders, limit, since, limit_reached, checked_at=run.started_at)
-        _store_comparison(run, compare(orders, window))
+        result = compare(orders, window)
+        try:
+            compare_holdings(broker, result)
+        except BrokerError as error:
+            logger.warning("Reconciliation could not read the broker's positions: %s", error)
+            _fail(
+                run,
+                error,
+                unreachable="The broker could not be reached to list its positions, "
+                "so holdings were not compared",
+                refused="The broker refused to list its positions, so holdings were not compared",
+            )
+        else:
+            _store_comparison(run, result)
     run.finished_at = run.started_at + timedelta(seconds=time.perf_counter() - clock)
     run.save()
     _tell_open_pages(run)
@@ -276,6 +323,9 @@ def compare(orders: list[Order], window: Window) -> Comparison:
         else:
             result.synced_count += 1
 
+    result.in_flight_trades = [
+        trade for trade in trades.values() if _is_in_flight(trade, window.end, grace)
+    ]
     for trade in trades.values():
         if trade.id in matched or not window.contains(trade.time):
             continue
@@ -297,6 +347,92 @@ def compare(orders: list[Order], window: Window) -> Comparison:
                 )
             )
     return result
+
+
+def compare_holdings(broker: Broker, result: Comparison) -> None:
+    """Add to ``result`` what our open positions hold beyond the broker (``position_mismatch``)
+    and what the broker holds beyond them (unmanaged, information only). Our books are read
+    first, then the broker's positions; a BrokerError from the broker is left to the caller."""
+    ours = _load_holdings()
+    held = broker.list_positions()
+    result.discrepancies.extend(holding_differences(ours, held, result.in_flight_trades))
+    tracked: dict[str, Decimal] = {}
+    for row in ours:
+        tracked[row.symbol] = tracked.get(row.symbol, Decimal(0)) + row.qty
+    result.holdings_checked = len(tracked.keys() | {position.symbol for position in held})
+    result.unmanaged_holdings = [
+        {
+            "symbol": position.symbol,
+            "qty": _qty(position.qty),
+            "broker_qty": _qty(position.broker_qty),
+            "ours": _qty(tracked.get(position.symbol, Decimal(0))),
+            "market_value": _plain(position.market_value),
+        }
+        for position in find_unmanaged(held, tracked)
+    ]
+
+
+def holding_differences(
+    ours: list[HoldingRow], held: list[BrokerPosition], in_flight: Iterable[TradeRow] = ()
+) -> list[dict]:
+    """A ``position_mismatch`` per symbol where our open positions hold more than the broker
+    (a symbol it does not list holds 0 there), after allowing for sells still in flight."""
+    broker_qty = {position.symbol: position.qty for position in held}
+    selling: dict[str, Decimal] = {}
+    for trade in in_flight:
+        # The whole order, not just what is left: a partial fill may not be booked yet.
+        if trade.side == Trade.Side.SELL:
+            selling[trade.symbol] = selling.get(trade.symbol, Decimal(0)) + trade.qty
+    by_symbol: dict[str, list[HoldingRow]] = {}
+    for row in ours:
+        by_symbol.setdefault(row.symbol, []).append(row)
+
+    found = []
+    for symbol in sorted(by_symbol):
+        rows = sorted(by_symbol[symbol], key=lambda row: (-row.qty, row.bot_name or "~"))
+        total = sum((row.qty for row in rows), Decimal(0))
+        theirs = broker_qty.get(symbol, Decimal(0))
+        allowed = selling.get(symbol, Decimal(0))
+        if total - allowed <= theirs:
+            continue
+        bots = [
+            {"id": str(row.bot_id) if row.bot_id else None, "name": row.bot_name,
+             "qty": _qty(row.qty)}
+            for row in rows
+        ]  # fmt: skip
+        named = ", ".join(f"{row.bot_name or NO_BOT} {_qty(row.qty)}" for row in rows)
+        detail = (
+            f"Our books hold {_qty(total)} {symbol} ({named}); the broker holds {_qty(theirs)}."
+        )
+        if allowed:
+            detail += f" Sells of {_qty(allowed)} still in flight were allowed for."
+        only = rows[0] if len(rows) == 1 else None
+        found.append(
+            {
+                "kind": str(Kind.POSITION_MISMATCH),
+                "label": KIND_LABELS[Kind.POSITION_MISMATCH],
+                # One bot: named like any discrepancy's; several: see "bots".
+                "bot": {
+                    "id": str(only.bot_id) if only and only.bot_id else None,
+                    "name": only.bot_name if only else None,
+                    "prefix": only.bot_id.hex[:8] if only and only.bot_id else None,
+                },
+                "bots": bots,
+                "trade_id": None,
+                "order_id": None,
+                "client_order_id": None,
+                "symbol": symbol,
+                "side": None,
+                "ours": _qty(total),
+                "broker": _qty(theirs),
+                "our_qty": _qty(total),
+                "broker_qty": _qty(theirs),
+                "in_flight_sell_qty": _qty(allowed),
+                "detail": detail,
+                "submitted_at": None,
+            }
+        )
+    return found
 
 
 def in_flight_grace() -> timedelta:
@@ -332,6 +468,8 @@ def report(run: ReconciliationRun) -> dict:
         "in_flight": run.in_flight,
         "discrepancies": run.discrepancies,
         "external_orders": run.external_orders,
+        "holdings_checked": run.holdings_checked,
+        "unmanaged_holdings": run.unmanaged_holdings,
     }
 
 
@@ -340,7 +478,10 @@ def last_run() -> ReconciliationRun | None:
 
 
 def discrepancy_key(discrepancy: dict) -> tuple:
-    """What makes two runs' discrepancies the same one."""
+    """What makes two runs' discrepancies the same one: a holding's is its symbol, whatever the
+    quantities (the same drift growing is not new)."""
+    if discrepancy["kind"] == Kind.POSITION_MISMATCH:
+        return (discrepancy["kind"], discrepancy["symbol"])
     return (
         discrepancy["kind"],
         discrepancy.get("client_order_id"),
@@ -390,6 +531,16 @@ def _load_trades(orders: list[Order], window: Window) -> dict[int, TradeRow]:
     for chunk in _chunks(unmatched, ID_CHUNK):
         rows.update((row.id, row) for row in _rows(Trade.objects.filter(client_order_id__in=chunk)))
     return rows
+
+
+def _load_holdings() -> list[HoldingRow]:
+    """Our open quantity per symbol and bot, in one aggregate query."""
+    rows = (
+        Position.objects.filter(is_open=True)
+        .values_list("symbol", "bot_id", "bot__name")
+        .annotate(total=Sum("qty"))
+    )
+    return [HoldingRow._make(row) for row in rows]
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -506,11 +657,24 @@ def _store_comparison(run: ReconciliationRun, result: Comparison) -> None:
     run.discrepancy_count = len(result.discrepancies)
     run.external_orders = result.external_orders
     run.external_count = len(result.external_orders)
+    run.holdings_checked = result.holdings_checked
+    run.unmanaged_holdings = result.unmanaged_holdings
     run.outcome = (
         ReconciliationRun.Outcome.DISCREPANCIES
         if result.discrepancies
         else ReconciliationRun.Outcome.IN_SYNC
     )
+
+
+def _fail(
+    run: ReconciliationRun,
+    error: BrokerError,
+    *,
+    refused: str,
+    unreachable: str = "The broker could not be reached",
+) -> None:
+    run.outcome = ReconciliationRun.Outcome.FAILED
+    run.error = f"{unreachable if isinstance(error, BrokerUnavailable) else refused}: {error}"
 
 
 def _tell_open_pages(run: ReconciliationRun) -> None:
@@ -526,8 +690,8 @@ def _tell_open_pages(run: ReconciliationRun) -> None:
         count = len(new)
         noun = "discrepancy" if count == 1 else "discrepancies"
         live.toast(
-            f"Reconciliation found {count} new {noun} between our trades and the broker's "
-            f"orders ({run.discrepancy_count} in all). See the Reconciliation page.",
+            f"Reconciliation found {count} new {noun} between our books and the broker's "
+            f"orders or holdings ({run.discrepancy_count} in all). See the Reconciliation page.",
             "warning",
         )
 

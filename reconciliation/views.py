@@ -14,7 +14,8 @@ RUNS_PER_PAGE = 50
 @require_GET
 def run_list(request):
     page = Paginator(
-        ReconciliationRun.objects.defer("discrepancies", "external_orders"), RUNS_PER_PAGE
+        ReconciliationRun.objects.defer("discrepancies", "external_orders", "unmanaged_holdings"),
+        RUNS_PER_PAGE,
     )
     runs = page.get_page(request.GET.get("page"))
     return render(request, "reconciliation/runs.html", {"runs": runs})

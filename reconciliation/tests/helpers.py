@@ -6,7 +6,14 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from trading.broker import BrokerUnavailable, Order, OrderQueryStatus, OrderSide, OrderType
+from trading.broker import (
+    BrokerPosition,
+    BrokerUnavailable,
+    Order,
+    OrderQueryStatus,
+    OrderSide,
+    OrderType,
+)
 
 
 def make_order(
@@ -54,14 +61,42 @@ def order_for(trade, **changes) -> Order:
     return make_order(**values)
 
 
+def held(symbol: str, qty: str, price: str = "150") -> BrokerPosition:
+    """A position at the broker."""
+    value = Decimal(qty) * Decimal(price)
+    return BrokerPosition(
+        symbol=symbol,
+        qty=Decimal(qty),
+        avg_entry_price=Decimal(price),
+        current_price=Decimal(price),
+        market_value=value,
+        unrealized_pl=Decimal(0),
+    )
+
+
 class ListBroker:
     """A broker that has exactly these orders, answering iter_orders as the gateway does
-    (newest first, ``after`` / ``until`` exclusive, by status)."""
+    (newest first, ``after`` / ``until`` exclusive, by status), and these positions."""
 
-    def __init__(self, orders=(), error: Exception | None = None):
+    def __init__(
+        self,
+        orders=(),
+        error: Exception | None = None,
+        positions=(),
+        positions_error: Exception | None = None,
+    ):
         self.orders = list(orders)
         self.error = error
+        self.positions = list(positions)
+        self.positions_error = positions_error
         self.calls = 0
+        self.position_calls = 0
+
+    def list_positions(self) -> list[BrokerPosition]:
+        self.position_calls += 1
+        if self.positions_error:
+            raise self.positions_error
+        return list(self.positions)
 
     def iter_orders(self, status=OrderQueryStatus.ALL, after=None, until=None):
         self.calls += 1

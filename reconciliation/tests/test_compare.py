@@ -13,11 +13,11 @@ from bots.tests.factories import BotFactory
 from reconciliation import services
 from reconciliation.models import ReconciliationRun
 from trading.broker import BrokerError
-from trading.models import Trade
+from trading.models import Position, Trade
 from trading.orders import generate_client_order_id
-from trading.tests.factories import TradeFactory
+from trading.tests.factories import PositionFactory, TradeFactory
 
-from .helpers import ListBroker, make_order, order_for, unreachable
+from .helpers import ListBroker, held, make_order, order_for, unreachable
 
 pytestmark = pytest.mark.django_db
 
@@ -417,15 +417,27 @@ def _scenario(count: int) -> list:
     return orders
 
 
-def test_the_number_of_queries_does_not_grow_with_the_orders():
+def _holdings(count: int) -> list:
+    """``count`` bots holding 10 shares each of their own symbol; the broker holds all but the
+    first symbol (one position_mismatch)."""
+    positions = [PositionFactory(symbol=f"S{n}", bot__symbol=f"S{n}") for n in range(count)]
+    return [held(p.symbol, "10") for p in positions[1:]]
+
+
+def test_the_number_of_queries_does_not_grow_with_the_orders_or_positions():
     counts = []
     for size in (20, 200):
         Trade.objects.all().delete()
+        Position.objects.all().delete()
         orders = _scenario(size)
+        positions = _holdings(size // 10)
+        broker = ListBroker(orders, positions=positions)
         with CaptureQueriesContext(connection) as queries:
-            run = reconcile(orders, limit=size)
-        assert run.orders_checked == size
-        assert run.discrepancy_count == size // 10
+            run = services.reconcile(trigger="command", broker=broker, limit=size)
+        assert run.orders_checked == size and run.holdings_checked == size // 10
+        assert run.discrepancy_count == size // 10 + 1
+        assert broker.position_calls == 1
         counts.append(len(queries))
 
-    assert counts[0] == counts[1] <= 4
+    # The window's trades, the bots, one __in, our holdings, the stored run.
+    assert counts[0] == counts[1] <= 5

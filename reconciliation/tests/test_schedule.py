@@ -49,8 +49,8 @@ def test_only_new_discrepancies_are_toasted(toasts):
     assert toasts == [
         (
             "warning",
-            "Reconciliation found 1 new discrepancy between our trades and the broker's orders "
-            "(1 in all). See the Reconciliation page.",
+            "Reconciliation found 1 new discrepancy between our books and the broker's orders "
+            "or holdings (1 in all). See the Reconciliation page.",
         )
     ]
 

@@ -15,7 +15,8 @@ EXIT_UNREACHABLE = 3
 
 class Command(BaseCommand):
     help = (
-        "Compare our trades with the broker's recent orders and print the report. Exit code 0: "
+        "Compare our trades with the broker's recent orders, and our open positions with its "
+        "holdings, and print the report. Exit code 0: "
         "in sync; 1: discrepancies found; 2: bad input; 3: the broker could not be read."
     )
 
@@ -57,6 +58,12 @@ class Command(BaseCommand):
         )
         external = "external order" if run.external_count == 1 else "external orders"
         self.stdout.write(f"{run.summary}; {run.external_count} {external}.")
+        unmanaged = len(run.unmanaged_holdings)
+        self.stdout.write(
+            f"Compared holdings of {run.holdings_checked} "
+            f"{'symbol' if run.holdings_checked == 1 else 'symbols'}; {unmanaged} unmanaged "
+            f"{'holding' if unmanaged == 1 else 'holdings'} (not discrepancies)."
+        )
         if run.in_flight:
             self.stdout.write(f"{run.in_flight} trades in flight (the order sync settles them).")
         if run.unlinked_trades:
@@ -67,13 +74,23 @@ class Command(BaseCommand):
         if run.discrepancies:
             self.stdout.write("\nDiscrepancies:")
             for d in run.discrepancies:
-                bot = d["bot"]["name"] or (
-                    f"bot {d['bot']['prefix']}" if d["bot"]["prefix"] else "-"
-                )
+                if "bots" in d:  # a holding: its detail names every bot
+                    bot = ", ".join(b["name"] or services.NO_BOT for b in d["bots"])
+                else:
+                    bot = d["bot"]["name"] or (
+                        f"bot {d['bot']['prefix']}" if d["bot"]["prefix"] else "-"
+                    )
                 order = d["client_order_id"] or d["order_id"] or "-"
                 self.stdout.write(
-                    f"  {d['kind']:<17} {order:<22} {d['side']:<4} {d['symbol']:<6} {bot}: "
-                    f"{d['detail']}"
+                    f"  {d['kind']:<17} {order:<22} {d['side'] or '':<4} {d['symbol']:<6} "
+                    f"{bot}: {d['detail']}"
+                )
+        if run.unmanaged_holdings:
+            self.stdout.write("\nUnmanaged holdings (the broker holds more than our bots):")
+            for h in run.unmanaged_holdings:
+                self.stdout.write(
+                    f"  {h['symbol']:<6} {h['qty']} unmanaged: the broker holds "
+                    f"{h['broker_qty']}, our bots {h['ours']}"
                 )
         if run.external_orders:
             self.stdout.write("\nExternal orders (not placed by a bot):")
