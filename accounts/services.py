@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
-from bots.services import get_allocated_capital
+from bots.services import capital_figures
 from tradebots import live
 from tradebots.money import CENT
 from tradebots.redis_client import redis_client
@@ -25,7 +25,9 @@ LOW_AVAILABLE_SHARE = Decimal("0.10")
 class AccountSummary:
     broker: str  # paper_exchange, alpaca_paper or alpaca_live
     broker_label: str
-    allocated_capital: Decimal
+    allocated_capital: Decimal  # Σ capital of all bots: the specification's figure
+    reserved_capital: Decimal  # Σ what each bot may still spend (bots.services docstring)
+    deployed_capital: Decimal  # Σ open position cost + unfilled open buy notional
     total_realized_gains: Decimal
     account_number: str | None = None
     equity: Decimal | None = None
@@ -36,13 +38,15 @@ class AccountSummary:
 
     @property
     def available_capital(self) -> Decimal | None:
+        """Buying power − reserved: invested money already left the buying power, so it is not
+        subtracted a second time."""
         if self.buying_power is None:
             return None
-        return self.buying_power - self.allocated_capital
+        return self.buying_power - self.reserved_capital
 
     @property
     def available_level(self) -> str | None:
-        """healthy, low (under 10% of buying power) or over (allocated beyond buying power)."""
+        """healthy, low (under 10% of buying power) or over (reserved beyond buying power)."""
         available = self.available_capital
         if available is None:
             return None
@@ -53,11 +57,11 @@ class AccountSummary:
         return "healthy"
 
     @property
-    def allocated_share(self) -> Decimal | None:
-        """Allocated capital as a percentage of buying power, capped at 100, for the bar."""
+    def reserved_share(self) -> Decimal | None:
+        """Reserved capital as a percentage of buying power, capped at 100, for the bar."""
         if not self.buying_power or self.buying_power <= 0:
             return None
-        return min(self.allocated_capital / self.buying_power * 100, Decimal(100))
+        return min(self.reserved_capital / self.buying_power * 100, Decimal(100))
 
     def as_json(self) -> dict:
         """Money as strings of Decimals to the cent; null where the broker did not answer."""
@@ -81,10 +85,13 @@ def total_realized_gains() -> Decimal:
 
 
 def account_summary() -> AccountSummary:
+    capital = capital_figures()
     books = {
         "broker": broker_kind(),
         "broker_label": broker_label(),
-        "allocated_capital": get_allocated_capital(),
+        "allocated_capital": capital.allocated,
+        "reserved_capital": capital.reserved,
+        "deployed_capital": capital.deployed,
         "total_realized_gains": total_realized_gains(),
     }
     try:

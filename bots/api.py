@@ -91,6 +91,9 @@ def _save(request, bot: Bot | None):
         return JsonResponse(bot_json(services.update_bot(bot, form.bot_data(), actor)))
     except services.BrokerUnreachable as error:
         return json_error(error.message, 503, fields=error.fields)
+    except services.BotExposed as error:
+        # The request is well formed; the bot's state (a position, an open order) conflicts.
+        return json_error(error.message, 409, fields=error.fields)
     except services.BotError as error:
         return json_error(error.message, 400, fields=error.fields)
 

@@ -6,6 +6,10 @@ from django import forms
 from .models import Bot
 from .strategy import INDICATOR_NAMES, RULE_CHOICES, Strategy, flat_fields, validate_strategy
 
+CAPITAL_HELP = (
+    "Available = buying power − reserved; a bot reserves its capital minus what it has "
+    "already invested."
+)
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,11}$")
 BOT_FIELDS = (
     "name", "symbol", "capital", "timeframe", "stop_loss_pct", "take_profit_pct",
@@ -29,7 +33,11 @@ class BotForm(forms.Form):
     name = forms.CharField(max_length=100)
     symbol = forms.CharField(max_length=12, help_text="Ticker, e.g. AAPL")
     capital = forms.DecimalField(
-        max_digits=14, decimal_places=2, min_value=Decimal("0.01"), label="Capital ($)"
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        label="Capital ($)",
+        help_text=CAPITAL_HELP,
     )
     timeframe = forms.ChoiceField(choices=Bot.Timeframe.choices, initial=Bot.Timeframe.MIN_5)
     stop_loss_pct = forms.DecimalField(

@@ -1,8 +1,28 @@
-"""Bot use cases: create, update, delete, lifecycle, and the capital rules that guard them.
+"""Bot use cases: create, update, delete, lifecycle, and the rules that guard them.
 
-Every entry point (pages, JSON API, admin) calls these functions. Allocated capital is the sum of
-every bot's capital, stopped ones included; available capital is the broker's buying power minus
-that. The check and the write happen while holding the allocation lock.
+Every entry point (pages, JSON API, admin) calls these functions.
+
+Capital. *Allocated* is the sum of every bot's capital, stopped ones included (the specification's
+figure). Buying power falls as bots buy, so subtracting allocated from it would count invested
+money twice. Instead each bot *reserves* what it may still spend:
+
+    reserved = max(0, capital − cost of its open position − notional of its open buy orders)
+
+where the cost of the open position is qty × avg_entry_price, and the notional of an open buy
+Trade is its unfilled part, (qty − filled_qty) × expected_price: what already filled is in the
+position's cost. A buy with no expected_price counts 0, so the bot keeps reserving its capital
+(conservative). *Deployed* is the sum of those costs and notionals, and
+
+    available = buying power − Σ reserved   (over ALL bots, stopped ones included).
+
+Creating a bot, raising its capital and starting it are checked against available (update and
+start: excluding that bot's own reservation), under the allocation lock so concurrent requests
+cannot over-commit. Lowering capital, or changing anything else, is never refused for capital.
+
+Exposure. A bot's exposure is its open position plus its open orders (Trades in
+``Trade.OPEN_STATUSES``). While exposed, its symbol and timeframe cannot change and it cannot be
+deleted. The check and the write happen under the bot's row lock, the same lock the order path
+takes to record an intent, so the two cannot interleave.
 """
 
 from dataclasses import dataclass
@@ -10,13 +30,20 @@ from decimal import Decimal
 
 from django.apps import apps
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import DecimalField, F, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 
 from tradebots import live
 from tradebots.money import format_money
 
 from .models import AllocationLock, Bot, BotStatusChange
+
+ZERO = Decimal(0)
+# Wide enough for qty (9 places) × price (4 places) without rounding away a cent.
+_INVESTED = DecimalField(max_digits=32, decimal_places=8)
+# Settings the engine's picture of a bot depends on: fixed while the bot is exposed.
+LOCKED_WHILE_EXPOSED = ("symbol", "timeframe")
 
 
 class BotError(Exception):
@@ -36,14 +63,32 @@ class BrokerUnreachable(BotError):
     pass
 
 
+class BotExposed(BotError):
+    """The bot holds a position or has an open order, so the change would orphan it."""
+
+
+# --- capital -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapitalFigures:
+    """Our books' side of the capital rule (see the module docstring)."""
+
+    allocated: Decimal  # Σ capital
+    reserved: Decimal  # Σ max(0, capital − invested)
+    deployed: Decimal  # Σ invested: open position cost + unfilled open buy notional
+
+
 @dataclass(frozen=True)
 class CapitalSummary:
     buying_power: Decimal
     allocated: Decimal
+    reserved: Decimal
+    deployed: Decimal
 
     @property
     def available(self) -> Decimal:
-        return self.buying_power - self.allocated
+        return self.buying_power - self.reserved
 
 
 def get_allocated_capital(exclude_bot_id=None) -> Decimal:
@@ -51,6 +96,79 @@ def get_allocated_capital(exclude_bot_id=None) -> Decimal:
     if exclude_bot_id is not None:
         bots = bots.exclude(pk=exclude_bot_id)
     return bots.aggregate(total=Sum("capital"))["total"] or Decimal(0)
+
+
+def _with_invested(bots):
+    """Annotate ``invested``: open position cost + unfilled open buy notional, in the one query."""
+    position_model = apps.get_model("trading", "Position")
+    trade_model = apps.get_model("trading", "Trade")
+    # order_by() clears the models' default ordering, which would otherwise split the GROUP BY.
+    position_cost = (
+        position_model.objects.filter(bot=OuterRef("pk"), is_open=True)
+        .order_by()
+        .values("bot")
+        .annotate(total=Sum(F("qty") * F("avg_entry_price"), output_field=_INVESTED))
+        .values("total")
+    )
+    open_buy_notional = (
+        trade_model.objects.filter(
+            bot=OuterRef("pk"),
+            side=trade_model.Side.BUY,
+            status__in=trade_model.OPEN_STATUSES,
+            expected_price__isnull=False,
+        )
+        .order_by()
+        .values("bot")
+        .annotate(
+            total=Sum((F("qty") - F("filled_qty")) * F("expected_price"), output_field=_INVESTED)
+        )
+        .values("total")
+    )
+    zero = Value(ZERO, output_field=_INVESTED)
+    return bots.annotate(
+        invested=Coalesce(Subquery(position_cost, output_field=_INVESTED), zero)
+        + Coalesce(Subquery(open_buy_notional, output_field=_INVESTED), zero)
+    )
+
+
+def _capital_rows() -> list[tuple]:
+    """(pk, capital, invested) of every bot, in one query."""
+    return list(_with_invested(Bot.objects.order_by()).values_list("pk", "capital", "invested"))
+
+
+def _pk(bot_id):
+    # Rows carry UUIDs; an id given as a string must still match its row.
+    return None if bot_id is None else Bot._meta.pk.to_python(bot_id)
+
+
+def _figures(rows) -> CapitalFigures:
+    allocated = reserved = deployed = ZERO
+    for _, capital, invested in rows:
+        allocated += capital
+        deployed += invested
+        reserved += reservation(capital, invested)
+    return CapitalFigures(allocated, reserved, deployed)
+
+
+def reservation(capital: Decimal, invested: Decimal) -> Decimal:
+    """What a bot with this capital and this much invested may still spend."""
+    return max(ZERO, capital - invested)
+
+
+def capital_figures(exclude_bot_id=None) -> CapitalFigures:
+    """Allocated, reserved and deployed over all bots (but ``exclude_bot_id``), in one query."""
+    excluded = _pk(exclude_bot_id)
+    return _figures(row for row in _capital_rows() if row[0] != excluded)
+
+
+def _split_capital(bot_id) -> tuple[CapitalFigures, Decimal, Decimal | None]:
+    """The other bots' figures, and this bot's capital (None if absent) and invested amount, as
+    stored now: from one query."""
+    bot_id = _pk(bot_id)
+    rows = _capital_rows()
+    own = [(capital, invested) for pk, capital, invested in rows if pk == bot_id]
+    capital, invested = own[0] if own else (None, ZERO)
+    return _figures(row for row in rows if row[0] != bot_id), capital, invested
 
 
 def _broker():
@@ -73,7 +191,9 @@ def get_buying_power() -> Decimal:
 
 
 def capital_summary(exclude_bot_id=None) -> CapitalSummary:
-    return CapitalSummary(get_buying_power(), get_allocated_capital(exclude_bot_id))
+    buying_power = get_buying_power()
+    figures = capital_figures(exclude_bot_id)
+    return CapitalSummary(buying_power, figures.allocated, figures.reserved, figures.deployed)
 
 
 def check_symbol(symbol: str) -> None:
@@ -95,16 +215,28 @@ def check_symbol(symbol: str) -> None:
         raise BotError(message, {"symbol": message})
 
 
-def _check_capital(capital: Decimal, buying_power: Decimal, exclude_bot_id=None) -> None:
-    """Raise unless ``capital`` fits; call with the allocation lock held."""
-    allocated = get_allocated_capital(exclude_bot_id)
-    available = buying_power - allocated
-    if capital > available:
+def _check_capital(capital: Decimal, buying_power: Decimal, bot_id=None) -> None:
+    """Raise unless a bot (``bot_id``, or a new one) with ``capital`` fits in the available
+    capital excluding its own reservation; call with the allocation lock held."""
+    others, _, invested = _split_capital(bot_id)
+    available = buying_power - others.reserved
+    needed = reservation(capital, invested)
+    if needed <= available:
+        return
+    if invested:
+        message = (
+            f"Capital {format_money(capital)} would reserve {format_money(needed)} "
+            f"({format_money(invested)} is already invested), more than the available "
+            f"{format_money(available)} (buying power {format_money(buying_power)} − "
+            f"reserved by other bots {format_money(others.reserved)})."
+        )
+    else:
         message = (
             f"Capital {format_money(capital)} exceeds the available {format_money(available)} "
-            f"(buying power {format_money(buying_power)} − allocated {format_money(allocated)})."
+            f"(buying power {format_money(buying_power)} − reserved "
+            f"{format_money(others.reserved)})."
         )
-        raise CapitalExceeded(message, {"capital": message})
+    raise CapitalExceeded(message, {"capital": message})
 
 
 def _lock_allocations() -> None:
@@ -112,20 +244,107 @@ def _lock_allocations() -> None:
     AllocationLock.objects.select_for_update().get_or_create(pk=1)
 
 
+# --- exposure ----------------------------------------------------------------------------------
+
+
+def _quantity(qty: Decimal) -> str:
+    return f"{qty.normalize():f}"
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A bot's open position (if any) and its open orders."""
+
+    position_symbol: str | None = None
+    position_qty: Decimal | None = None
+    open_trades: tuple = ()
+
+    def __bool__(self) -> bool:
+        return self.position_qty is not None or bool(self.open_trades)
+
+    def describe(self) -> str:
+        """e.g. "holds 10 AAPL and has an open buy order for 5 AAPL (accepted)"."""
+        parts = []
+        if self.position_qty is not None:
+            parts.append(f"holds {_quantity(self.position_qty)} {self.position_symbol}")
+        for trade in self.open_trades:
+            unfilled = trade.qty - trade.filled_qty
+            parts.append(
+                f"has an open {trade.side} order for {_quantity(unfilled)} {trade.symbol} "
+                f"({trade.get_status_display().lower()})"
+            )
+        return " and ".join(parts)
+
+    def remedy(self) -> str:
+        steps = []
+        if self.position_qty is not None:
+            steps.append("close its position")
+        if self.open_trades:
+            steps.append("let its open order fill or be cancelled")
+        return " and ".join(steps)
+
+
+def exposure_of(bot: Bot) -> Exposure:
+    """The bot's open position and open Trades (two queries). Call under the bot's row lock when
+    the answer guards a write."""
+    position_model = apps.get_model("trading", "Position")
+    trade_model = apps.get_model("trading", "Trade")
+    position = position_model.objects.filter(bot=bot, is_open=True).first()
+    trades = trade_model.objects.filter(bot=bot, status__in=trade_model.OPEN_STATUSES)
+    return Exposure(
+        position_symbol=position.symbol if position else None,
+        position_qty=position.qty if position else None,
+        open_trades=tuple(trades.order_by("created_at", "id")),
+    )
+
+
+def has_exposure(bot: Bot) -> bool:
+    return bool(exposure_of(bot))
+
+
+def _refuse_settings_change(bot: Bot, data: dict) -> None:
+    """Refuse a new symbol or timeframe while the bot is exposed: the engine would otherwise act
+    on holdings and orders that belong to the old settings."""
+    changing = [
+        name for name in LOCKED_WHILE_EXPOSED if name in data and data[name] != getattr(bot, name)
+    ]
+    if not changing:
+        return
+    exposure = exposure_of(bot)
+    if not exposure:
+        return
+    held = f"'{bot.name}' {exposure.describe()}"
+    fields = {name: f"{held}; its {name} cannot change until it is flat." for name in changing}
+    message = f"{held}; its {' and '.join(changing)} cannot change until it is flat."
+    raise BotExposed(message, fields)
+
+
 def validate_bot_fields(data: dict, bot: Bot | None = None) -> dict[str, str]:
-    """The broker-dependent checks (symbol, capital) without writing: for inline form errors."""
+    """The checks that need the broker or the books (symbol, timeframe, capital) without
+    writing: for inline form errors."""
     errors: dict[str, str] = {}
+    if bot is not None:
+        try:
+            _refuse_settings_change(bot, data)
+        except BotError as error:
+            errors.update(error.fields)
     try:
-        if data.get("symbol") and (bot is None or data["symbol"] != bot.symbol):
-            check_symbol(data["symbol"])
+        symbol = data.get("symbol")
+        if symbol and "symbol" not in errors and (bot is None or symbol != bot.symbol):
+            check_symbol(symbol)
     except BotError as error:
         errors.update(error.fields)
-    if data.get("capital") is not None:
+    capital = data.get("capital")
+    # Lowering or keeping capital is always allowed: no broker call for it.
+    if capital is not None and (bot is None or capital > bot.capital):
         try:
-            _check_capital(data["capital"], get_buying_power(), bot.pk if bot else None)
+            _check_capital(capital, get_buying_power(), bot.pk if bot else None)
         except BotError as error:
             errors.update(error.fields)
     return errors
+
+
+# --- create, update, delete --------------------------------------------------------------------
 
 
 def create_bot(data: dict, actor: str) -> Bot:
@@ -139,35 +358,76 @@ def create_bot(data: dict, actor: str) -> Bot:
     return bot
 
 
+def _lock_bot(bot: Bot) -> Bot:
+    try:
+        return Bot.objects.select_for_update().get(pk=bot.pk)
+    except Bot.DoesNotExist:
+        raise BotError(f"'{bot.name}' no longer exists.") from None
+
+
 def update_bot(bot: Bot, data: dict, actor: str) -> Bot:
+    """Apply ``data`` (model fields) to the bot. Symbol and timeframe are fixed while the bot is
+    exposed; only a raise of capital is checked against available capital."""
+    # A first look without locks answers the common refusal before any broker call.
+    _refuse_settings_change(bot, data)
     if data.get("symbol", bot.symbol) != bot.symbol:
         check_symbol(data["symbol"])
-    buying_power = get_buying_power() if "capital" in data else None
+    raising = "capital" in data and data["capital"] > bot.capital
+    # The broker is asked before any lock is taken: no row lock is held across a broker call.
+    buying_power = get_buying_power() if raising else None
     with transaction.atomic():
-        _lock_allocations()
-        if buying_power is not None:
-            _check_capital(data["capital"], buying_power, exclude_bot_id=bot.pk)
+        if raising:
+            _lock_allocations()  # before the bot row, as start_bot does
+        locked = _lock_bot(bot)
+        _refuse_settings_change(locked, data)
+        if "capital" in data and data["capital"] > locked.capital:
+            if buying_power is None:
+                raise BotError(
+                    f"'{locked.name}' was changed meanwhile; reload it and try again.",
+                    {"capital": "The capital was changed meanwhile; reload and try again."},
+                )
+            _check_capital(data["capital"], buying_power, locked.pk)
         for field, value in data.items():
-            setattr(bot, field, value)
-        bot.save()
-    broadcast_bot(bot)
+            setattr(locked, field, value)
+        locked.save(update_fields=[*data, "updated_at"])
+    for field in (*data, "updated_at"):
+        setattr(bot, field, getattr(locked, field))
+    broadcast_bot(locked)
     return bot
 
 
-def has_open_position(bot: Bot) -> bool:
-    try:
-        position_model = apps.get_model("trading", "Position")
-    except LookupError:  # the engine's models are not installed yet
-        return False
-    return position_model.objects.filter(bot=bot, is_open=True).exists()
+def deletion_refusal(bot: Bot) -> str | None:
+    """Why the bot cannot be deleted now, or None."""
+    if bot.status == Bot.Status.RUNNING:
+        return f"Stop '{bot.name}' before deleting it."
+    exposure = exposure_of(bot)
+    if exposure:
+        return (
+            f"'{bot.name}' {exposure.describe()}; it cannot be deleted until it is flat "
+            f"({exposure.remedy()} first)."
+        )
+    return None
 
 
 def delete_bot(bot: Bot, actor: str) -> None:
-    if bot.status == Bot.Status.RUNNING:
-        raise BotError(f"Stop '{bot.name}' before deleting it.")
-    if has_open_position(bot):
-        raise BotError(f"'{bot.name}' holds an open position; close it before deleting the bot.")
-    bot.delete()
+    """Delete a stopped or paused bot with no position and no open order."""
+    delete_bots([bot], actor)
+
+
+def delete_bots(bots, actor: str) -> int:
+    """Delete all of ``bots`` or, when any of them may not go, none (the refusals say why)."""
+    with transaction.atomic():
+        # Locked in primary-key order so that two bulk deletes cannot deadlock.
+        locked = list(
+            Bot.objects.select_for_update().filter(pk__in=[bot.pk for bot in bots]).order_by("pk")
+        )
+        refusals = [refusal for bot in locked if (refusal := deletion_refusal(bot))]
+        if refusals:
+            suffix = " Nothing was deleted." if len(locked) > 1 else ""
+            raise BotError(" ".join(refusals) + suffix)
+        for bot in locked:
+            bot.delete()
+    return len(locked)
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
@@ -182,18 +442,27 @@ VERBS = {Bot.Status.RUNNING: "start", Bot.Status.PAUSED: "pause", Bot.Status.STO
 
 
 def start_bot(bot: Bot, actor: str) -> Bot:
-    """Start trading, after checking the capital against the buying power of this moment."""
+    """Start trading, after checking the bot's reservation against the buying power of this
+    moment minus what the other bots reserve."""
     _require_transition(bot, Bot.Status.RUNNING)
     buying_power = get_buying_power()
     with transaction.atomic():
         _lock_allocations()
-        allocated = get_allocated_capital()
-        others = allocated - bot.capital
-        if bot.capital > buying_power - others:
+        others, capital, invested = _split_capital(bot.pk)
+        if capital is None:
+            raise BotError(f"'{bot.name}' no longer exists.")
+        needed = reservation(capital, invested)
+        if needed > buying_power - others.reserved:
+            invested_note = (
+                f" (its capital {format_money(capital)} minus {format_money(invested)} "
+                "already invested)"
+                if invested
+                else ""
+            )
             raise CapitalExceeded(
                 f"Cannot start '{bot.name}': buying power is {format_money(buying_power)}, "
-                f"allocated capital is {format_money(allocated)} and this bot needs "
-                f"{format_money(bot.capital)}. Lower its capital or free some first."
+                f"other bots reserve {format_money(others.reserved)} and this bot needs "
+                f"{format_money(needed)}{invested_note}. Lower its capital or free some first."
             )
         return _set_status(bot, Bot.Status.RUNNING, actor, "Started", last_error="")
 

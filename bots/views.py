@@ -112,7 +112,7 @@ def validate_field(request, pk=None):
     form = BotForm(request.POST)
     form.is_valid()
     errors = {name: " ".join(messages_) for name, messages_ in form.errors.items()}
-    if field in ("symbol", "capital") and field not in errors:
+    if field in ("symbol", "timeframe", "capital") and field not in errors:
         broker_errors = services.validate_bot_fields({field: form.cleaned_data.get(field)}, bot=bot)
         errors.update(broker_errors)
     return render(

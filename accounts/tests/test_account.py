@@ -16,7 +16,7 @@ from trading.broker import BrokerPosition, BrokerUnavailable, OrderSide, get_bro
 from trading.broker.paper import exchange
 from trading.broker.paper.broker import PaperBroker
 from trading.positions import find_unmanaged
-from trading.tests.factories import PositionFactory
+from trading.tests.factories import PositionFactory, TradeFactory
 
 
 def set_cash(amount: str) -> None:
@@ -32,7 +32,8 @@ def held(symbol: str, qty: str, price: str = "100") -> BrokerPosition:
 
 @pytest.fixture
 def books(db):
-    """Two bots (3,000 allocated), a closed win and a closed loss, one open position."""
+    """Two bots (3,000 allocated), a closed win and a closed loss, one open position (1 share at
+    $150: 150 deployed, so 2,850 reserved)."""
     set_cash("10000")
     winner = BotFactory(capital=Decimal("2000"))
     loser = BotFactory(capital=Decimal("1000"), symbol="MSFT")
@@ -55,7 +56,9 @@ def test_api_account_reports_every_figure(user_client, books):
         "buying_power": "10000.00",
         "portfolio_value": "10000.00",
         "allocated_capital": "3000.00",
-        "available_capital": "7000.00",
+        "reserved_capital": "2850.00",
+        "deployed_capital": "150.00",
+        "available_capital": "7150.00",
         "total_realized_gains": "200.00",
         "error": None,
     }
@@ -93,17 +96,57 @@ def test_broker_down_still_answers_200_with_our_books(user_client, books, monkey
 
 
 @pytest.mark.parametrize(
-    ("buying_power", "allocated", "level"),
+    ("buying_power", "reserved", "level"),
     [("1000", "0", "healthy"), ("1000", "900", "healthy"), ("1000", "900.01", "low"),
      ("1000", "1000", "low"), ("1000", "1000.01", "over"), ("0", "0", "healthy")],
 )  # fmt: skip
-def test_available_capital_colour_thresholds(buying_power, allocated, level):
+def test_available_capital_colour_thresholds(buying_power, reserved, level):
     summary = AccountSummary(
-        broker="paper_exchange", broker_label="x", allocated_capital=Decimal(allocated),
+        broker="paper_exchange", broker_label="x", allocated_capital=Decimal("5000"),
+        reserved_capital=Decimal(reserved), deployed_capital=Decimal(0),
         total_realized_gains=Decimal(0), buying_power=Decimal(buying_power),
     )  # fmt: skip
 
     assert summary.available_level == level
+
+
+def test_a_fully_invested_account_is_not_over_committed(user_client):
+    """Two bots bought with all their capital (one still has its last buy in flight): the
+    buying power fell by what they spent, and nothing is counted twice."""
+    set_cash("2500")
+    whole = BotFactory(capital=Decimal("1000"))
+    PositionFactory(bot=whole, qty=Decimal("8"), avg_entry_price=Decimal("125"))
+    in_flight = BotFactory(capital=Decimal("1500"))
+    PositionFactory(bot=in_flight, qty=Decimal("5"), avg_entry_price=Decimal("100"))
+    TradeFactory(
+        bot=in_flight, status="partially_filled", qty=Decimal("10"), filled_qty=Decimal("5"),
+        expected_price=Decimal("200"),
+    )  # fmt: skip
+    set_cash("0")  # 1,000 + 500 spent; the 1,000 of the open order is held by the broker
+
+    body = user_client.get("/api/account").json()
+    html = user_client.get("/").content.decode()
+
+    assert {name: body[name] for name in body if name.endswith("_capital")} == {
+        "allocated_capital": "2500.00",
+        "reserved_capital": "0.00",
+        "deployed_capital": "2500.00",
+        "available_capital": "0.00",
+    }
+    assert 'data-testid="available" class="level-healthy">$0.00' in html
+    assert "Over-committed" not in html
+
+
+def test_an_idle_bot_beyond_the_buying_power_is_over_committed(user_client):
+    set_cash("500")
+    BotFactory(capital=Decimal("1000"))
+
+    body = user_client.get("/api/account").json()
+
+    assert (body["reserved_capital"], body["available_capital"]) == ("1000.00", "-500.00")
+    assert "Over-committed: bots reserve more than the buying power." in (
+        user_client.get("/").content.decode()
+    )
 
 
 def test_dashboard_shows_the_account(user_client, books):
@@ -113,7 +156,10 @@ def test_dashboard_shows_the_account(user_client, books):
     for label in ("Total Account Value", "Cash", "Buying Power", "Total Realized Gains"):
         assert label in html
     assert 'data-testid="realized-gains" class="pos">$200.00' in html
-    assert 'class="level-healthy">$7,000.00' in html
+    assert 'class="level-healthy">$7,150.00' in html
+    assert 'data-testid="reserved">$2,850.00' in html
+    assert 'data-testid="deployed">$150.00' in html
+    assert "Available = buying power − reserved" in html
 
 
 def test_dashboard_query_count_does_not_grow_with_bots_and_positions(
@@ -164,6 +210,8 @@ def test_the_account_command_prints_the_summary(books):
     text = out.getvalue()
     assert f"Account #{exchange.get_account().account_number} (Paper exchange (simulated))" in text
     assert "Allocated to bots:" in text and "$3,000.00" in text
+    assert "Reserved by bots:" in text and "$2,850.00" in text
+    assert "Available:" in text and "$7,150.00" in text
     assert "Total realized gains:" in text and "$200.00" in text
 
 

@@ -7,6 +7,10 @@ import pytest
 
 from bots.models import Bot
 from bots.tests.factories import BotFactory
+from trading.broker.base import BrokerUnavailable
+from trading.broker.paper.broker import PaperBroker
+from trading.models import Trade
+from trading.tests.factories import PositionFactory, TradeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +81,7 @@ def test_capital_errors_name_the_numbers(user_client, buying_power):
     assert response.status_code == 400
     assert response.json()["fields"]["capital"] == (
         "Capital $2,500.00 exceeds the available $2,000.00 "
-        "(buying power $2,000.00 − allocated $0.00)."
+        "(buying power $2,000.00 − reserved $0.00)."
     )
 
 
@@ -142,3 +146,72 @@ def test_unknown_bot_is_404_json(user_client):
 
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
+
+
+@pytest.mark.parametrize(
+    ("exposure", "change", "field"),
+    [("position", {"symbol": "MSFT"}, "symbol"), ("position", {"timeframe": "1Min"}, "timeframe"),
+     ("order", {"symbol": "MSFT"}, "symbol"), ("order", {"timeframe": "1Min"}, "timeframe")],
+)  # fmt: skip
+def test_an_exposed_bots_symbol_and_timeframe_are_409(
+    user_client, buying_power, exposure, change, field
+):
+    buying_power("10000")
+    bot = BotFactory(name="Apple")
+    if exposure == "position":
+        PositionFactory(bot=bot, qty=Decimal("2.5"))
+        held = "holds 2.5 AAPL"
+    else:
+        TradeFactory(bot=bot, status=Trade.Status.PENDING, order_id=None)
+        held = "has an open buy order for 10 AAPL (pending)"
+
+    response = put(user_client, f"/api/bots/{bot.pk}", change)
+
+    assert response.status_code == 409
+    message = f"'Apple' {held}; its {field} cannot change until it is flat."
+    assert response.json() == {"error": message, "fields": {field: message}}
+    bot.refresh_from_db()
+    assert (bot.symbol, bot.timeframe) == ("AAPL", "5Min")
+
+
+def test_an_exposed_bot_may_lower_capital_while_the_broker_is_down(user_client, monkeypatch):
+    bot = BotFactory(capital=Decimal("1000"))
+    PositionFactory(bot=bot)
+
+    def down(self):
+        raise BrokerUnavailable("Alpaca unreachable: ConnectTimeout")
+
+    monkeypatch.setattr(PaperBroker, "get_account", down)
+
+    lowered = put(user_client, f"/api/bots/{bot.pk}", {"capital": "250", "name": "Less"})
+    raised = put(user_client, f"/api/bots/{bot.pk}", {"capital": "2500"})
+
+    assert lowered.status_code == 200
+    assert (lowered.json()["capital"], lowered.json()["name"]) == ("250.00", "Less")
+    assert raised.status_code == 503
+    bot.refresh_from_db()
+    assert bot.capital == Decimal("250")
+
+
+@pytest.mark.parametrize("exposure", ["position", "order"])
+def test_delete_of_an_exposed_bot_is_409(user_client, exposure):
+    bot = BotFactory()
+    if exposure == "position":
+        PositionFactory(bot=bot)
+    else:
+        TradeFactory(bot=bot, status=Trade.Status.PARTIALLY_FILLED, filled_qty=Decimal("1"))
+
+    response = user_client.delete(f"/api/bots/{bot.pk}")
+
+    assert response.status_code == 409
+    assert "cannot be deleted until it is flat" in response.json()["error"]
+    assert Bot.objects.filter(pk=bot.pk).exists()
+
+
+def test_a_flat_bot_is_deleted_through_the_api(user_client):
+    bot = BotFactory()
+    PositionFactory(bot=bot, closed=True)
+    TradeFactory(bot=bot, status=Trade.Status.CANCELED)
+
+    assert user_client.delete(f"/api/bots/{bot.pk}").status_code == 204
+    assert not Bot.objects.exists()

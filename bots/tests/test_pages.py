@@ -8,6 +8,8 @@ from django.urls import reverse
 from bots.models import Bot
 from bots.tests.conftest import bot_form_data
 from bots.tests.factories import BotFactory
+from trading.models import Trade
+from trading.tests.factories import PositionFactory, TradeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +197,79 @@ def test_delete_of_a_running_bot_is_refused(user_client):
 
     assert "before deleting it" in response.content.decode()
     assert Bot.objects.exists()
+
+
+def test_the_capital_field_explains_available(user_client, buying_power):
+    buying_power("5000")
+
+    html = user_client.get(reverse("bots:create")).content.decode()
+
+    assert (
+        "Available = buying power − reserved; a bot reserves its capital minus what it has "
+        "already invested." in html
+    )
+
+
+def test_the_list_counts_invested_money_once(user_client, buying_power):
+    bot = BotFactory(capital=Decimal("1000"))
+    PositionFactory(bot=bot, qty=Decimal("6"), avg_entry_price=Decimal("100"))
+    buying_power("400")  # the 600 it spent left the buying power
+
+    html = user_client.get(reverse("bots:list")).content.decode()
+
+    assert 'data-testid="deployed">$600.00<' in html
+    assert 'data-testid="reserved">$400.00<' in html
+    assert 'data-testid="available" class="pos">$0.00<' in html
+
+
+@pytest.mark.parametrize("field", ["symbol", "timeframe"])
+def test_an_exposed_bots_symbol_and_timeframe_are_refused_inline(user_client, buying_power, field):
+    buying_power("5000")
+    bot = BotFactory(name="Apple")
+    TradeFactory(bot=bot, status=Trade.Status.ACCEPTED, qty=Decimal("4"))
+    change = {"symbol": "MSFT"} if field == "symbol" else {"timeframe": "1Hour"}
+
+    inline = user_client.post(
+        reverse("bots:validate-existing", args=[bot.pk]), bot_form_data(**change, _field=field)
+    )
+    saved = user_client.post(reverse("bots:edit", args=[bot.pk]), bot_form_data(**change))
+
+    message = (
+        f"&#x27;Apple&#x27; has an open buy order for 4 AAPL (accepted); its {field} cannot "
+        "change until it is flat."
+    )
+    assert message in inline.content.decode()
+    assert saved.status_code == 200
+    assert message in saved.content.decode().split(f'id="error-{field}"')[1].split("</div>")[0]
+    bot.refresh_from_db()
+    assert (bot.name, bot.symbol, bot.timeframe) == ("Apple", "AAPL", "5Min")
+
+
+def test_an_exposed_bot_may_lower_its_capital_from_the_form(user_client, buying_power):
+    buying_power("5000")
+    bot = BotFactory(capital=Decimal("1000"))
+    PositionFactory(bot=bot)
+
+    response = user_client.post(
+        reverse("bots:edit", args=[bot.pk]), bot_form_data(name="Renamed", capital="200")
+    )
+
+    assert response.status_code == 302
+    bot.refresh_from_db()
+    assert (bot.name, bot.capital) == ("Renamed", Decimal("200"))
+
+
+@pytest.mark.parametrize("exposure", ["position", "order"])
+def test_delete_of_an_exposed_bot_is_refused(user_client, exposure):
+    bot = BotFactory(name="Held")
+    if exposure == "position":
+        PositionFactory(bot=bot)
+    else:
+        TradeFactory(bot=bot, status=Trade.Status.UNKNOWN)
+
+    response = user_client.post(reverse("bots:delete", args=[bot.pk]), follow=True)
+
+    html = response.content.decode()
+    assert "it cannot be deleted until it is flat" in html
+    assert "deleted." not in html
+    assert Bot.objects.filter(pk=bot.pk).exists()

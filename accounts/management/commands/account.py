@@ -8,6 +8,8 @@ FIGURES = (
     ("Cash", "cash"),
     ("Buying power", "buying_power"),
     ("Allocated to bots", "allocated_capital"),
+    ("Reserved by bots", "reserved_capital"),
+    ("Deployed by bots", "deployed_capital"),
     ("Available", "available_capital"),
     ("Total realized gains", "total_realized_gains"),
 )
@@ -24,7 +26,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {label + ':':<22} {format_money(getattr(account, name)):>16}")
         if account.available_level == "over":
             self.stdout.write(
-                self.style.WARNING("  Over-allocated: bots hold more than the buying power.")
+                self.style.WARNING("  Over-committed: bots reserve more than the buying power.")
             )
         if account.error:
             self.stderr.write(self.style.ERROR(account.error))
