@@ -42,6 +42,9 @@ def _never_a_real_broker(settings):
     """Keys in a developer's .env must not send test orders to Alpaca: tests use the paper
     exchange unless they point an AlpacaBroker at the fake server themselves."""
     settings.ALPACA_API_KEY = settings.ALPACA_SECRET_KEY = ""
+    # Unthrottled: the account summary is pushed on commit, not by a task some later test's
+    # worker would run.
+    settings.ACCOUNT_REFRESH_SECONDS = 0
 
 
 @pytest.fixture
@@ -117,6 +120,8 @@ def celery_worker():
 
     from tradebots.celery import app
 
+    # Tasks queued by earlier tests (verifications, throttled refreshes) are not this test's.
+    app.control.purge()
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         yield app
 

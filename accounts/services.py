@@ -129,6 +129,9 @@ def _schedule_refresh() -> None:
     from .tasks import refresh_account_summary
 
     window = settings.ACCOUNT_REFRESH_SECONDS
+    if window <= 0:
+        push_account_summary()
+        return
     try:
         first = redis_client().set(
             REFRESH_SCHEDULED_KEY, "1", nx=True, px=max(1, int(window * 1000))

@@ -1,12 +1,25 @@
-"""Benchmark: engine ticks with N running bots over M symbols on the paper exchange.
+"""Benchmark: engine ticks with N running bots over M symbols.
 
-    make bench-engine                      # 1,000 bots over 100 symbols, 5 ticks
-    .venv/bin/python -m tradebots.run_with_redis .venv/bin/python bench/engine.py --bots 200
+    make bench-engine                                   # 1,000 bots over 100 symbols, 5 ticks
+    make bench-engine BENCH_ARGS="--all-trade"          # every bot trades in the same tick
+    make bench-engine BENCH_ARGS="--all-trade --database-url postgres://postgres@127.0.0.1/test"
+    make bench-engine BENCH_ARGS="--alpaca --bots 60 --symbols 20 --budget 40 --window 10"
 
-Uses a throwaway SQLite database (or DATABASE_URL's, with a test_ prefix via --database-url) and
-prints, per tick: wall time, broker calls by method, and database queries. Target: 1,000 bots over
-100 symbols in under 1 s per tick, at most one market-data call per 100 symbols, and no per-bot
-broker calls except orders.
+Modes:
+- default: bots with ten distinct strategies, most of them holding; prints per tick wall time,
+  broker calls by method and database queries. Target: 1,000 bots over 100 symbols in under 1 s
+  per tick, one market-data call per 100 symbols, no per-bot broker calls except orders.
+- ``--all-trade``: every bot gets a buy signal in the same tick, then a sell signal in the next
+  (1,000 bots, 100 symbols by default). Prints tick time, orders per second, queries per order
+  (ours, and the paper exchange's own, which stand in for the broker's work) and WebSocket pushes
+  per order. Targets on the paper exchange: >= 100 orders/s, <= 10 queries and <= 1 push per
+  order, 1,000 simultaneous signals in <= 10 s.
+- ``--alpaca``: the same against AlpacaBroker and the tests' fake Alpaca server with 50 ms of
+  latency per request and the request budget set by ``--budget`` per ``--window`` seconds; prints
+  the most requests the fake received in any window (must not exceed the budget) and the 429s.
+
+The database is a throwaway one: a temporary SQLite file, or with ``--database-url`` a test_
+database created on that server and dropped afterwards.
 """
 
 import argparse
@@ -20,48 +33,89 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+STRATEGY_ALWAYS_BUY = {
+    "indicators": {"rsi": {"enabled": True, "oversold": 98, "overbought": 99}},
+    "buy_rule": "rsi",
+    "sell_rule": "rsi",
+}
+STRATEGY_ALWAYS_SELL = {
+    "indicators": {"rsi": {"enabled": True, "oversold": 1, "overbought": 2}},
+    "buy_rule": "rsi",
+    "sell_rule": "rsi",
+}
 
-def main() -> None:
+
+# SQLite runs these through the cursor (so they are counted); PostgreSQL's driver does not.
+TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bots", type=int, default=1000)
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=5)
     parser.add_argument("--strategies", type=int, default=10, help="distinct strategies")
-    args = parser.parse_args()
+    parser.add_argument("--all-trade", action="store_true", help="every bot trades each tick")
+    parser.add_argument("--alpaca", action="store_true", help="AlpacaBroker + fake Alpaca")
+    parser.add_argument("--latency", type=float, default=0.05, help="fake Alpaca latency (s)")
+    parser.add_argument("--budget", type=int, default=190, help="requests per window")
+    parser.add_argument("--window", type=float, default=60, help="budget window (s)")
+    parser.add_argument("--database-url", help="a PostgreSQL server to run on (test_ database)")
+    return parser.parse_args()
 
+
+def configure_environment(args) -> None:
     workdir = tempfile.mkdtemp(prefix="tradebots-bench-")
     os.environ["SQLITE_PATH"] = os.path.join(workdir, "bench.sqlite3")
-    os.environ.pop("DATABASE_URL", None)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
     os.environ["ALPACA_API_KEY"] = os.environ["ALPACA_SECRET_KEY"] = ""
     os.environ["PAPER_STARTING_CASH"] = "1000000000"
     os.environ["ORDER_VERIFY_DELAY_SECONDS"] = "0"
+    os.environ["BROKER_BUDGET_REQUESTS"] = str(args.budget)
+    os.environ["BROKER_BUDGET_WINDOW_SECONDS"] = str(args.window)
+    os.environ["BROKER_BUDGET_EXIT_RESERVE"] = str(max(1, args.budget // 10))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradebots.settings")
+
+
+def main() -> None:
+    args = parse_args()
+    configure_environment(args)
 
     import django
 
     django.setup()
-    from django.core.management import call_command
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
+    test_database = None
+    if args.database_url:
+        # A test_ database of its own on that server, dropped at the end.
+        test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    else:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+    try:
+        if args.alpaca:
+            run_against_fake_alpaca(args)
+        elif args.all_trade:
+            run_all_trade(args)
+        else:
+            run_mixed(args)
+    finally:
+        if test_database:
+            connection.creation.destroy_test_db(test_database, verbosity=0)
+
+
+def create_bots(args, strategies: list[dict]) -> list[str]:
     from bots.models import Bot
-    from bots.strategy import Strategy
-    from trading import engine
-    from trading.broker.paper.broker import PaperBroker
     from trading.broker.paper.market import PAPER_SYMBOLS
 
-    call_command("migrate", verbosity=0)
     symbols = sorted(PAPER_SYMBOLS)[: args.symbols]
     if len(symbols) < args.symbols:
         sys.exit(f"The paper exchange lists {len(symbols)} symbols; ask for at most that many.")
-    strategies = [
-        Strategy.from_dict(
-            {"indicators": {"rsi": {"enabled": True, "period": 10 + n},
-                            "sma_cross": {"enabled": n % 2 == 0, "fast": 5 + n, "slow": 30 + n}},
-             "buy_rule": "majority" if n % 2 == 0 else "rsi", "sell_rule": "rsi"}
-        ).to_dict()
-        for n in range(args.strategies)
-    ]  # fmt: skip
     Bot.objects.bulk_create(
         Bot(
             name=f"Bench {n}",
@@ -73,21 +127,44 @@ def main() -> None:
         )
         for n in range(args.bots)
     )
+    return symbols
 
+
+def count_broker_calls(broker_class) -> Counter:
     calls = Counter()
     counted_methods = (
         "get_clock", "get_bars", "get_latest_prices", "submit_market_order", "get_order",
         "get_order_by_client_order_id", "get_account", "get_asset",
     )  # fmt: skip
     for name in counted_methods:
-        original = getattr(PaperBroker, name)
+        original = getattr(broker_class, name)
 
         def counted(self, *a, _name=name, _original=original, **kw):
             calls[_name] += 1
             return _original(self, *a, **kw)
 
-        setattr(PaperBroker, name, counted)
+        setattr(broker_class, name, counted)
+    return calls
 
+
+def run_mixed(args) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bots.strategy import Strategy
+    from trading import engine
+    from trading.broker.paper.broker import PaperBroker
+
+    strategies = [
+        Strategy.from_dict(
+            {"indicators": {"rsi": {"enabled": True, "period": 10 + n},
+                            "sma_cross": {"enabled": n % 2 == 0, "fast": 5 + n, "slow": 30 + n}},
+             "buy_rule": "majority" if n % 2 == 0 else "rsi", "sell_rule": "rsi"}
+        ).to_dict()
+        for n in range(args.strategies)
+    ]  # fmt: skip
+    symbols = create_bots(args, strategies)
+    calls = count_broker_calls(PaperBroker)
     print(f"{args.bots} running bots over {len(symbols)} symbols, {args.strategies} strategies")
     times = []
     for number in range(1, args.ticks + 1):
@@ -106,6 +183,88 @@ def main() -> None:
             f"order-related {order_calls}) | queries {len(queries)}"
         )
     print(f"median tick {statistics.median(times):.3f} s, best {min(times):.3f} s")
+
+
+def run_all_trade(args) -> None:
+    from django.db import connection
+
+    from bots.models import Bot
+    from tradebots import live
+    from trading import engine
+    from trading.broker.paper.broker import PaperBroker
+
+    symbols = create_bots(args, [STRATEGY_ALWAYS_BUY])
+    calls = count_broker_calls(PaperBroker)
+    print(
+        f"{args.bots} running bots over {len(symbols)} symbols, every bot trading each tick "
+        f"({connection.vendor}, paper exchange)"
+    )
+    for number in range(1, args.ticks + 1):
+        side_strategy = STRATEGY_ALWAYS_BUY if number % 2 else STRATEGY_ALWAYS_SELL
+        Bot.objects.update(strategy=side_strategy)
+        calls.clear()
+        pushes_before = live.pushes_sent()
+        statements = Counter()
+
+        def count(execute, sql, params, many, context, statements=statements):
+            kind = "exchange" if '"paper_exchange_' in sql else "ours"
+            if sql.split(None, 1)[0].upper() in TRANSACTION_CONTROL:
+                kind = "transaction"
+            statements[kind] += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            started = time.perf_counter()
+            report = engine.run_tick(dispatch=engine.evaluate_batch)
+            elapsed = time.perf_counter() - started
+        order_count = calls["submit_market_order"]
+        exchange_queries, ours = statements["exchange"], statements["ours"]
+        pushes = live.pushes_sent() - pushes_before
+        actions = Counter(str(outcome.action) for outcome in report.outcomes)
+        per_order = max(order_count, 1)
+        print(
+            f"tick {number}: {elapsed:.2f} s | {dict(actions)} | orders {order_count} "
+            f"({order_count / elapsed:.0f}/s) | queries per order: ours {ours / per_order:.1f}, "
+            f"paper exchange {exchange_queries / per_order:.1f}, BEGIN/COMMIT "
+            f"{statements['transaction'] / per_order:.1f} | pushes {pushes} "
+            f"({pushes / per_order:.3f} per order) | broker account calls {calls['get_account']}"
+        )
+
+
+def run_against_fake_alpaca(args) -> None:
+    from django.conf import settings
+
+    from bots.models import Bot
+    from trading import engine
+    from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
+
+    symbols = create_bots(args, [STRATEGY_ALWAYS_BUY])
+    with FakeAlpaca() as fake:
+        fake.faults.latency = args.latency
+        settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
+        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
+        print(
+            f"{args.bots} bots over {len(symbols)} symbols against the fake Alpaca "
+            f"({args.latency * 1000:.0f} ms latency), budget {args.budget} per {args.window:g} s"
+        )
+        for number in range(1, args.ticks + 1):
+            side_strategy = STRATEGY_ALWAYS_BUY if number % 2 else STRATEGY_ALWAYS_SELL
+            Bot.objects.update(strategy=side_strategy)
+            started = time.perf_counter()
+            report = engine.run_tick(dispatch=engine.evaluate_batch)
+            elapsed = time.perf_counter() - started
+            actions = Counter(outcome.action for outcome in report.outcomes)
+            print(f"tick {number}: {elapsed:.1f} s | {dict(actions)}")
+        moments = sorted(request.at for request in fake.received)
+        busiest, start = 0, 0
+        for end, moment in enumerate(moments):
+            while moment - moments[start] >= args.window:
+                start += 1
+            busiest = max(busiest, end - start + 1)
+        print(
+            f"requests {len(moments)}, most in any {args.window:g} s window: {busiest} "
+            f"(budget {args.budget}); 429 answers: {fake.rate_limited}"
+        )
 
 
 if __name__ == "__main__":

@@ -518,10 +518,12 @@ def _record_status(bot: Bot, previous: str, target: str, actor: str, reason: str
 def broadcast_bot(bot: Bot) -> None:
     """After commit, every open page gets the bot's fresh card (status, position, gains)."""
 
-    def render():
-        fresh = Bot.objects.with_figures().filter(pk=bot.pk).first()
-        if fresh is None:
-            return []
-        return render_to_string("bots/partials/bot_live_update.html", {"bot": fresh})
+    transaction.on_commit(lambda: live.push_each("bot-cards", bot.pk, render_bot_cards))
 
-    transaction.on_commit(lambda: live.push(f"bot:{bot.pk}", render))
+
+def render_bot_cards(bot_ids: list) -> list[str]:
+    """Fresh cards of these bots, read in one query (a tick may change hundreds)."""
+    return [
+        render_to_string("bots/partials/bot_live_update.html", {"bot": fresh})
+        for fresh in Bot.objects.with_figures().filter(pk__in=bot_ids)
+    ]

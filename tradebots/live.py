@@ -63,6 +63,27 @@ def push(key: str, render: Callable[..., str | list[str]], **flags: bool) -> Non
     collected[key] = (render, flags)
 
 
+def push_each(group: str, item, render_many: Callable[[list], list[str]]) -> None:
+    """Push one fragment per item (a bot's card, say) where ``render_many`` renders all items of
+    the group at once: within a coalesced block, with one query for however many items."""
+    collected = _collected.get()
+    if collected is None:
+        _send_rendered(group, lambda: render_many([item]), {})
+        return
+    key = ("each", group)
+    if key not in collected:
+        collected[key] = (_RenderEach(render_many), {})
+    collected[key][0].items[item] = None  # a dict: ordered, each item once
+
+
+class _RenderEach:
+    def __init__(self, render_many):
+        self.render_many, self.items = render_many, {}
+
+    def __call__(self):
+        return self.render_many(list(self.items))
+
+
 def pushes_sent() -> int:
     """Messages sent to the channel layer by this process (for the benchmark)."""
     return _sent_count

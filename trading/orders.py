@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from bots import services as bot_services
@@ -130,7 +131,7 @@ def record_buy_intent(
 ) -> Trade:
     """The write-ahead half of a buy, refused while the bot has any open order."""
     with transaction.atomic():
-        locked_bot = _lock_flat_bot(bot)
+        locked_bot = _lock_flat_bot(bot.pk)
         trade = Trade.objects.create(
             bot=locked_bot, symbol=locked_bot.symbol, side=Trade.Side.BUY, qty=qty,
             reason=reason, client_order_id=generate_client_order_id(locked_bot),
@@ -149,15 +150,16 @@ def record_sell_intent(
     Locks are taken in one order everywhere, bot row then position row, so the check and the
     write cannot interleave with another exit, a buy, a symbol change or a delete."""
     with transaction.atomic():
-        bot = _lock_flat_bot(position.bot) if position.bot_id else None
+        bot = _lock_flat_bot(position.bot_id) if position.bot_id else None
         locked = Position.objects.select_for_update(of=("self",)).get(pk=position.pk)
         if not locked.is_open:
             raise OrderRefused(f"The {locked.symbol} position is already closed.")
         if locked.bot_id != (bot.pk if bot else None):
             raise OrderRefused(f"The {locked.symbol} position changed owner; try again.")
-        exiting = open_trades().filter(position=locked, side=Trade.Side.SELL).first()
-        if exiting is not None:
-            raise OrderRefused(waiting_message(exiting), in_flight=exiting)
+        if bot is None:  # a bot's open orders were checked with its lock; an orphan's are here
+            exiting = open_trades().filter(position=locked, side=Trade.Side.SELL).first()
+            if exiting is not None:
+                raise OrderRefused(waiting_message(exiting), in_flight=exiting)
         trade = Trade.objects.create(
             bot=bot, position=locked, symbol=locked.symbol, side=Trade.Side.SELL, qty=locked.qty,
             reason=reason, client_order_id=generate_client_order_id(bot), origin=origin,
@@ -180,14 +182,21 @@ def open_trades():
     return Trade.objects.filter(status__in=Trade.OPEN_STATUSES)
 
 
-def _lock_flat_bot(bot: Bot) -> Bot:
+def _lock_flat_bot(bot_id) -> Bot:
     """The bot's row, locked; refused while any order of the bot is open (its exposure is its
-    position plus its open orders, and a new order must see all of it)."""
-    locked = Bot.objects.select_for_update().filter(pk=bot.pk).first()
+    position plus its open orders, and a new order must see all of it). One query: the row
+    lock, and whether an open order exists, read under it."""
+    first_open = open_trades().filter(bot=OuterRef("pk")).order_by("created_at").values("pk")[:1]
+    locked = (
+        Bot.objects.select_for_update(of=("self",))
+        .annotate(open_trade_id=Subquery(first_open))
+        .filter(pk=bot_id)
+        .first()
+    )
     if locked is None:
-        raise OrderRefused(f"Bot '{bot.name}' no longer exists.")
-    waiting = open_trades().filter(bot=locked).order_by("created_at").first()
-    if waiting is not None:
+        raise OrderRefused("The bot no longer exists.")
+    if locked.open_trade_id is not None:
+        waiting = Trade.objects.get(pk=locked.open_trade_id)
         raise OrderRefused(waiting_message(waiting), in_flight=waiting)
     return locked
 
@@ -354,7 +363,10 @@ def _mark(trade: Trade, status: str, message: str) -> Trade:
 def record_order(trade: Trade, order: Order) -> Trade:
     """Bring the Trade in line with the broker's order, applying any new fill to the position."""
     with transaction.atomic():
+        given = trade
         trade = Trade.objects.select_for_update().get(pk=trade.pk)
+        if trade.bot_id and Trade.bot.is_cached(given) and given.bot_id == trade.bot_id:
+            trade.bot = given.bot  # saves re-reading the bot for the fill
         new_fill = order.filled_qty - trade.filled_qty
         if new_fill > 0 and order.filled_avg_price is not None:
             # The average over all fills, minus what was already booked, prices this fill.

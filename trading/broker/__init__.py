@@ -185,4 +185,3 @@ def broker_label() -> str:
     if not alpaca_configured():
         return PAPER_EXCHANGE_LABEL
     return ALPACA_PAPER_LABEL if settings.ALPACA_PAPER else ALPACA_LIVE_LABEL
-
