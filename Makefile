@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test install install-dev migrate lint format clean bench-engine bench-reconcile
+.PHONY: run test chaos install install-dev migrate lint format clean bench-engine bench-reconcile
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -22,6 +22,10 @@ run: install migrate
 
 test: install-dev
 	$(WITH_REDIS) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The chaos test alone (it is part of `make test` too).
+chaos: install-dev
+	$(WITH_REDIS) $(BIN)/pytest -m chaos $(PYTEST_ARGS)
 
 # Benchmarks print numbers; they are not part of the test suite.
 bench-engine: install

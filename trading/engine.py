@@ -3,8 +3,10 @@
 A tick reads the market clock once, groups the running bots by timeframe and symbol, and hands
 batches of up to ENGINE_BATCH_SYMBOLS symbols to workers. A batch makes one market-data call for
 all its symbols (bars) and one for their latest prices, evaluates each distinct strategy once per
-symbol, then lets each bot act: stop-loss / take-profit first, then its sell rule when holding,
-its buy rule when flat. A bot is evaluated by one worker at a time (a Redis lock shared by every
+symbol, then lets each bot decide: a bot with an open order waits for it (its exposure is its
+position plus its open orders); otherwise stop-loss / take-profit first, then its sell rule when
+holding, its buy rule when flat. Exits are sent before entries. Fills are verified by a task,
+never by sleeping here. A bot is evaluated by one worker at a time (a Redis lock shared by every
 process and machine), and one bot's failure never stops the others.
 """
 
