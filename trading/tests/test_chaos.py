@@ -13,7 +13,6 @@ import pytest
 from django.utils import timezone
 
 from bots.models import Bot
-from bots.strategy import Strategy
 from bots.tests.factories import BotFactory
 from reconciliation.services import reconcile
 from trading import emergency, engine, orders
@@ -21,6 +20,7 @@ from trading.broker import BrokerError
 from trading.broker.paper import exchange
 from trading.broker.paper.models import PaperOrder, PaperPosition
 from trading.models import Position, Trade
+from trading.tests.strategies import ALWAYS_BUY, ALWAYS_SELL
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 
@@ -30,15 +30,6 @@ MIN_FAULTS = 200
 # Slippage and the synthetic price moving between decision and fill; the bug this guards
 # against bought two to three times the capital.
 CAPITAL_TOLERANCE = Decimal("1.01")
-
-ALWAYS_BUY = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 98, "overbought": 99}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
-ALWAYS_SELL = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 1, "overbought": 2}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
 
 
 class Chaos:

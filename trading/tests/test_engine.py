@@ -10,29 +10,15 @@ from django.core.management import call_command
 from django.db import connection
 
 from bots.models import Bot
-from bots.strategy import Strategy
 from bots.tests.factories import BotFactory
 from trading import engine, orders
 from trading.broker.base import Clock
 from trading.broker.paper import market
 from trading.broker.paper.broker import PaperBroker
 from trading.models import Position, Trade
+from trading.tests.strategies import ALWAYS_BUY, ALWAYS_SELL, NEVER
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# RSI always sits between 2 and 98 on these prices, so these rules fire on every tick.
-ALWAYS_BUY = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 98, "overbought": 99}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
-ALWAYS_SELL = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 1, "overbought": 2}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
-NEVER = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 1, "overbought": 99}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ from django.db import connection
 from django.utils import timezone
 
 from bots.models import Bot
-from bots.strategy import Strategy
 from bots.tests.factories import BotFactory
 from trading import emergency, engine, orders
 from trading.broker import BrokerUnavailable, get_broker
@@ -21,17 +20,9 @@ from trading.broker.paper import exchange
 from trading.broker.paper.broker import PaperBroker
 from trading.broker.paper.models import PaperOrder
 from trading.models import Position, Trade
+from trading.tests.strategies import ALWAYS_BUY, ALWAYS_SELL
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ALWAYS_BUY = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 98, "overbought": 99}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
-ALWAYS_SELL = Strategy.from_dict(
-    {"indicators": {"rsi": {"enabled": True, "oversold": 1, "overbought": 2}},
-     "buy_rule": "rsi", "sell_rule": "rsi"}
-).to_dict()  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
