@@ -61,6 +61,13 @@ def parse_args():
     parser.add_argument("--budget", type=int, default=190, help="requests per window")
     parser.add_argument("--window", type=float, default=60, help="budget window (s)")
     parser.add_argument("--database-url", help="a PostgreSQL server to run on (test_ database)")
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="--all-trade on N Celery worker processes, as in production (0: in this process)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-symbols", type=int, help="symbols per batch task (default: ENGINE_BATCH_SYMBOLS)"
+    )
     return parser.parse_args()
 
 
@@ -77,6 +84,8 @@ def configure_environment(args) -> None:
     os.environ["BROKER_BUDGET_REQUESTS"] = str(args.budget)
     os.environ["BROKER_BUDGET_WINDOW_SECONDS"] = str(args.window)
     os.environ["BROKER_BUDGET_EXIT_RESERVE"] = str(max(1, args.budget // 10))
+    if args.batch_symbols:
+        os.environ["ENGINE_BATCH_SYMBOLS"] = str(args.batch_symbols)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradebots.settings")
 
 
@@ -100,6 +109,8 @@ def main() -> None:
     try:
         if args.alpaca:
             run_against_fake_alpaca(args)
+        elif args.all_trade and args.workers:
+            run_all_trade_on_workers(args)
         elif args.all_trade:
             run_all_trade(args)
         else:
@@ -229,6 +240,71 @@ def run_all_trade(args) -> None:
             f"{statements['transaction'] / per_order:.1f} | pushes {pushes} "
             f"({pushes / per_order:.3f} per order) | broker account calls {calls['get_account']}"
         )
+
+
+def worker_environment() -> dict[str, str]:
+    """The worker processes use this run's database (the test_ one on PostgreSQL)."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    if connection.vendor == "postgresql":
+        from urllib.parse import urlparse
+
+        url = urlparse(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = url._replace(path="/" + connection.settings_dict["NAME"]).geturl()
+    return env
+
+
+def run_all_trade_on_workers(args) -> None:
+    import subprocess
+
+    from django.conf import settings
+    from django.db import connection
+
+    from bots.models import Bot
+    from tradebots.celery import app
+    from trading import engine, tasks
+    from trading.models import Trade
+
+    symbols = create_bots(args, [STRATEGY_ALWAYS_BUY])
+    connection.close()  # the workers fork their own connections
+    app.control.purge()
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "celery", "-A", "tradebots", "worker", "-P", "prefork",
+         "-c", str(args.workers), "--loglevel", "WARNING", "-n", f"bench-{os.getpid()}@%h"],
+        env=worker_environment(), cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    try:
+        for _ in range(120):
+            if app.control.ping(timeout=0.5):
+                break
+        print(
+            f"{args.bots} running bots over {len(symbols)} symbols, every bot trading each tick, "
+            f"{args.workers} Celery worker processes, {settings.ENGINE_BATCH_SYMBOLS} symbols "
+            f"per batch task ({connection.vendor}, paper exchange)"
+        )
+        for number in range(1, args.ticks + 1):
+            side_strategy = STRATEGY_ALWAYS_BUY if number % 2 else STRATEGY_ALWAYS_SELL
+            Bot.objects.update(strategy=side_strategy)
+            before = Trade.objects.count()
+            results = []
+            started = time.perf_counter()
+            report = engine.run_tick(
+                dispatch=lambda batch, results=results: results.append(
+                    tasks.evaluate_batch.delay(batch.timeframe, list(batch.symbols))
+                )
+            )
+            for result in results:
+                result.get(timeout=600)
+            elapsed = time.perf_counter() - started
+            orders = Trade.objects.count() - before
+            print(
+                f"tick {number}: {elapsed:.2f} s | {len(report.batches)} batch tasks | "
+                f"orders {orders} ({orders / elapsed:.0f}/s)"
+            )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def run_against_fake_alpaca(args) -> None:

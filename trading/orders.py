@@ -4,7 +4,15 @@
    BEFORE the order is sent, so a crash or timeout leaves a record the next sync can complete.
 2. The order goes to the broker under that client_order_id; the gateway itself resolves unknown
    outcomes by looking the id up, so an intent is never sent twice nor under a second id.
-3. The Trade follows the broker's answer; positions change only from actual fills.
+3. The Trade follows the broker's answer; positions change only from actual fills. What is not
+   final at once is verified by a task (``follow_later``) and by the order sync (``settle``).
+
+A bot's exposure is its position plus its open orders. An intent is recorded under the bot's
+row lock, and refused (``OrderRefused``, naming the order in the way) while any order of the bot
+is open; a sell is of its position's own symbol and quantity, linked to the position when
+recorded, under the position's row lock, so there is one exit at a time, engine or manual. An
+engine order unfilled past ORDER_STALE_SECONDS is canceled; an engine intent that never reached
+the broker within ORDER_INTENT_TTL_SECONDS is abandoned; a manual close is neither.
 """
 
 import logging
@@ -15,7 +23,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from bots import services as bot_services
@@ -184,19 +191,16 @@ def open_trades():
 
 def _lock_flat_bot(bot_id) -> Bot:
     """The bot's row, locked; refused while any order of the bot is open (its exposure is its
-    position plus its open orders, and a new order must see all of it). One query: the row
-    lock, and whether an open order exists, read under it."""
-    first_open = open_trades().filter(bot=OuterRef("pk")).order_by("created_at").values("pk")[:1]
-    locked = (
-        Bot.objects.select_for_update(of=("self",))
-        .annotate(open_trade_id=Subquery(first_open))
-        .filter(pk=bot_id)
-        .first()
-    )
+    position plus its open orders, and a new order must see all of it).
+
+    Two statements on purpose: under PostgreSQL's READ COMMITTED a subquery in the locking
+    statement would read the snapshot from before it waited for the lock, and miss the order
+    the previous holder just committed; a statement started after the lock sees it."""
+    locked = Bot.objects.select_for_update().filter(pk=bot_id).first()
     if locked is None:
         raise OrderRefused("The bot no longer exists.")
-    if locked.open_trade_id is not None:
-        waiting = Trade.objects.get(pk=locked.open_trade_id)
+    waiting = open_trades().filter(bot=locked).order_by("created_at").first()
+    if waiting is not None:
         raise OrderRefused(waiting_message(waiting), in_flight=waiting)
     return locked
 
@@ -318,6 +322,10 @@ def _priority_of(trade: Trade) -> Priority:
 
 
 def _is_stale(trade: Trade) -> bool:
+    """An engine order left unfilled too long keeps its bot waiting: cancel it. A manual close
+    keeps working at the broker until it fills or the operator cancels it there."""
+    if trade.origin == Trade.Origin.MANUAL:
+        return False
     sent = trade.submitted_at or trade.created_at
     return timezone.now() - sent > timedelta(seconds=settings.ORDER_STALE_SECONDS)
 

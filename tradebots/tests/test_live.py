@@ -165,3 +165,55 @@ def test_an_idle_socket_still_receives_after_the_redis_read_timeout(
         return message
 
     assert "still here" in async_to_sync(scenario)()
+
+
+def test_coalesced_pushes_send_each_fragment_once_in_its_latest_state(monkeypatch):
+    sent = []
+    monkeypatch.setattr(live, "_send", sent.append)
+
+    with live.coalesced():
+        live.push(
+            "trade:1", lambda created: f'<tbody id="t1" c="{created}">v1</tbody>', created=True
+        )
+        live.push(
+            "trade:1", lambda created: f'<tbody id="t1" c="{created}">v2</tbody>', created=False
+        )
+        live.push("position:1", lambda: ['<tr id="p1">a</tr>', '<tbody id="p1-insert"></tbody>'])
+        live.push("position:2", lambda: '<tr id="p2">b</tr>')
+        live.toast("Filled", "success")
+        live.push_each("cards", "a", lambda items: [f'<div id="card-{i}"></div>' for i in items])
+        live.push_each("cards", "b", lambda items: [f'<div id="card-{i}"></div>' for i in items])
+        live.push_each("cards", "a", lambda items: [f'<div id="card-{i}"></div>' for i in items])
+        assert sent == []  # nothing leaves before the block ends
+
+    # Rows first, then <tbody> wrappers, then other elements: one message each.
+    assert sent == [
+        '<tr id="p1">a</tr><tr id="p2">b</tr>',
+        '<tbody id="t1" c="True">v2</tbody><tbody id="p1-insert"></tbody>',
+        live.render_toast("Filled", "success") + '<div id="card-a"></div><div id="card-b"></div>',
+    ]
+
+
+def test_pushes_outside_a_coalesced_block_go_out_at_once(monkeypatch):
+    sent = []
+    monkeypatch.setattr(live, "_send", sent.append)
+
+    live.push("trade:1", lambda created: f"<tr>{created}</tr>", created=True)
+    live.push_each("cards", "a", lambda items: [f"<div>{i}</div>" for i in items])
+
+    assert sent == ["<tr>True</tr>", "<div>a</div>"]
+
+
+def test_a_fragment_that_cannot_render_does_not_stop_the_others(monkeypatch, caplog):
+    sent = []
+    monkeypatch.setattr(live, "_send", sent.append)
+
+    def broken():
+        raise ValueError("template missing")
+
+    with live.coalesced():
+        live.push("bad", broken)
+        live.push("good", lambda: "<div>ok</div>")
+
+    assert sent == ["<div>ok</div>"]
+    assert "Live update bad could not be rendered" in caplog.text

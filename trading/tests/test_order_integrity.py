@@ -446,3 +446,21 @@ def test_sync_orders_command_fails_readably_when_the_broker_is_down(broker_kind,
 
     with pytest.raises(CommandError, match="1 open orders could not be checked"):
         call_command("sync_orders", stdout=StringIO())
+
+
+def test_a_manual_close_is_never_canceled_as_stale(broker_kind, fills, settings):
+    bot = running_bot(name="Holder")
+    orders.place_order(bot, "buy", Decimal("4"), "RSI buy signal")
+    position = Position.objects.get(bot=bot, is_open=True)
+    fills("0")
+    sell = emergency.close_position(position, "operator").trade
+    settings.ORDER_STALE_SECONDS = 0
+
+    assert orders.sync_open_orders()["canceled"] == 0
+
+    sell.refresh_from_db()
+    assert sell.status == Trade.Status.ACCEPTED
+    exchange.fill_remaining(PaperOrder.objects.get(client_order_id=sell.client_order_id))
+    orders.sync_open_orders()
+    position.refresh_from_db()
+    assert not position.is_open

@@ -50,7 +50,10 @@ def get_account() -> PaperAccount:
 
 
 def _locked_account() -> PaperAccount:
-    return PaperAccount.objects.select_for_update().get(pk=get_account().pk)
+    locked = PaperAccount.objects.select_for_update().first()
+    if locked is None:  # the very first order: open the account, then lock it
+        locked = PaperAccount.objects.select_for_update().get(pk=get_account().pk)
+    return locked
 
 
 def reserved_for_open_buys() -> Decimal:
@@ -126,7 +129,7 @@ def submit_order(
                 raise InsufficientBuyingPower("insufficient buying power")
         else:
             _check_quantity_available(symbol, qty)
-        order = PaperOrder.objects.create(
+        order = PaperOrder(
             client_order_id=client_order_id,
             symbol=symbol,
             side=side,
@@ -137,7 +140,10 @@ def submit_order(
             submitted_at=now,
         )
         if marketable and fill_qty != 0:
+            # Filled before it is first written: one INSERT, not an INSERT and an UPDATE.
             _fill(order, account, min(qty if fill_qty is None else fill_qty, qty), price, now)
+        else:
+            order.save()
     return order
 
 
