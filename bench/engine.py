@@ -317,6 +317,8 @@ def run_against_fake_alpaca(args) -> None:
     symbols = create_bots(args, [STRATEGY_ALWAYS_BUY])
     with FakeAlpaca() as fake:
         fake.faults.latency = args.latency
+        # The fake answers 429 past the same limit, as Alpaca does past its 200 a minute.
+        fake.faults.rate_limit = (args.budget, args.window)
         settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = API_KEY, SECRET_KEY
         settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.url
         print(
@@ -329,7 +331,7 @@ def run_against_fake_alpaca(args) -> None:
             started = time.perf_counter()
             report = engine.run_tick(dispatch=engine.evaluate_batch)
             elapsed = time.perf_counter() - started
-            actions = Counter(outcome.action for outcome in report.outcomes)
+            actions = Counter(str(outcome.action) for outcome in report.outcomes)
             print(f"tick {number}: {elapsed:.1f} s | {dict(actions)}")
         moments = sorted(request.at for request in fake.received)
         busiest, start = 0, 0

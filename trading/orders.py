@@ -445,6 +445,7 @@ def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
         if position is None or not position.is_open:
             logger.warning("Sell fill for %s with no open position to book it on", trade)
             return position
+        position.bot = bot  # the same row: saves reading it again for the pushed row
         sold = min(qty, position.qty)
         pnl = (price - position.avg_entry_price) * sold
         position.realized_pnl = ((position.realized_pnl or 0) + pnl).quantize(PRICE_PLACES)
