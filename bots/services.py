@@ -521,9 +521,9 @@ def broadcast_bot(bot: Bot) -> None:
     transaction.on_commit(lambda: live.push_each("bot-cards", bot.pk, render_bot_cards))
 
 
-def render_bot_cards(bot_ids: list) -> list[str]:
+def render_bot_cards(bot_ids) -> list[str]:
     """Fresh cards of these bots, read in one query (a tick may change hundreds)."""
     return [
         render_to_string("bots/partials/bot_live_update.html", {"bot": fresh})
-        for fresh in Bot.objects.with_figures().filter(pk__in=bot_ids)
+        for fresh in Bot.objects.with_figures().filter(pk__in=list(bot_ids))
     ]

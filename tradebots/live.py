@@ -63,17 +63,22 @@ def push(key: str, render: Callable[..., str | list[str]], **flags: bool) -> Non
     collected[key] = (render, flags)
 
 
-def push_each(group: str, item, render_many: Callable[[list], list[str]]) -> None:
-    """Push one fragment per item (a bot's card, say) where ``render_many`` renders all items of
-    the group at once: within a coalesced block, with one query for however many items."""
+def push_each(group: str, item, render_many: Callable[[dict], list[str]], **flags: bool) -> None:
+    """Push one fragment per item (a trade's row, a bot's card, by primary key) where
+    ``render_many({item: flags, ...})`` reads and renders all items of the group at once, in
+    the order they were first pushed: within a coalesced block one query for however many
+    items, and each rendered from the database as it is when the block ends, so a long block
+    never sends an older state than a shorter one that ended meanwhile."""
     collected = _collected.get()
     if collected is None:
-        _send_rendered(group, lambda: render_many([item]), {})
+        _send_rendered(group, lambda: render_many({item: flags}), {})
         return
     key = ("each", group)
     if key not in collected:
         collected[key] = (_RenderEach(render_many), {})
-    collected[key][0].items[item] = None  # a dict: ordered, each item once
+    items = collected[key][0].items
+    earlier = items.get(item, {})
+    items[item] = {name: value or earlier.get(name, False) for name, value in flags.items()}
 
 
 class _RenderEach:
@@ -81,7 +86,7 @@ class _RenderEach:
         self.render_many, self.items = render_many, {}
 
     def __call__(self):
-        return self.render_many(list(self.items))
+        return self.render_many(dict(self.items))
 
 
 def pushes_sent() -> int:

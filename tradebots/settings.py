@@ -124,6 +124,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tradebots.middleware.CoalescedLiveUpdatesMiddleware",
+    "trading.middleware.InteractiveBrokerMiddleware",
 ]
 
 ROOT_URLCONF = "tradebots.urls"

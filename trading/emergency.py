@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from bots import services as bot_services
 from bots.models import Bot
 from tradebots import live
+from tradebots.redis_client import redis_client
 
 from .broker import BrokerError, OrderRejected, Priority, get_broker, interactive, request_priority
 from .models import Position, Trade
 from .orders import (
     OrderRefused,
     follow_later,
+    open_trades,
     record_sell_intent,
     record_unmanaged_intent,
     refresh,
@@ -30,6 +32,7 @@ from .positions import UnmanagedPosition, unmanaged_positions
 logger = logging.getLogger(__name__)
 
 MANUAL_CLOSE = "Manual close"
+UNMANAGED_LOCK_KEY = "tradebots:unmanaged-close:{symbol}"
 EMERGENCY_PAUSE_REASON = "Emergency sell"
 
 
@@ -83,7 +86,7 @@ def close_position(
     (and the order sync), which keep resolving it by client_order_id until the broker answers.
     ``send_now=False`` only records the intent and leaves the sending to that task."""
     try:
-        trade = _record_close(position)
+        trade = _record_close(position, may_cancel=send_now)
     except _JoinedExit as joined:
         return CloseResult(joined.trade, _pause(joined.trade.bot, actor, pause_bot),
                            already_in_flight=True)  # fmt: skip
@@ -108,7 +111,7 @@ class _JoinedExit(Exception):
         self.trade = trade
 
 
-def _record_close(position: Position) -> Trade:
+def _record_close(position: Position, may_cancel: bool = True) -> Trade:
     for attempt in range(2):
         try:
             return record_sell_intent(position, MANUAL_CLOSE, origin=Trade.Origin.MANUAL)
@@ -117,8 +120,14 @@ def _record_close(position: Position) -> Trade:
             if blocking is None:
                 raise CloseRefused(refused.message) from None
             if blocking.side == Trade.Side.SELL:
+                # The operator's close now rides on this sell: never abandoned nor canceled
+                # as stale, and its outcome is told, as for any manual close.
+                Trade.objects.filter(pk=blocking.pk, status__in=Trade.OPEN_STATUSES).update(
+                    origin=Trade.Origin.MANUAL
+                )
+                blocking.origin = Trade.Origin.MANUAL
                 raise _JoinedExit(blocking) from None
-            if attempt == 0 and _cancel_entry(blocking):
+            if attempt == 0 and may_cancel and _cancel_entry(blocking):
                 continue
             raise CloseRefused(
                 f"The bot's buy order {blocking.client_order_id} is still open at the broker; "
@@ -164,10 +173,27 @@ def _push_closing_row(position: Position | None) -> None:
 
 def close_unmanaged(symbol: str, actor: str) -> Trade:
     """Close what the broker holds of ``symbol`` beyond our books; no bot is affected."""
-    held = {position.symbol: position for position in unmanaged_positions()}.get(symbol)
-    if held is None:
-        raise CloseRefused(f"There is no unmanaged {symbol} position.", status=404)
-    return _close_unmanaged(held, actor)
+    # One close of a symbol's excess at a time: a second click must not sell it again (on a
+    # margin account that would open a short).
+    lock = redis_client().lock(UNMANAGED_LOCK_KEY.format(symbol=symbol), timeout=60)
+    if not lock.acquire(blocking=True, blocking_timeout=10):
+        raise CloseRefused(f"A close of the unmanaged {symbol} shares is under way.")
+    try:
+        in_flight = open_trades().filter(bot=None, position=None, symbol=symbol).first()
+        if in_flight is not None:
+            raise CloseRefused(
+                f"A close of the unmanaged {symbol} shares is already in flight "
+                f"({in_flight.client_order_id}, {in_flight.get_status_display().lower()})."
+            )
+        held = {position.symbol: position for position in unmanaged_positions()}.get(symbol)
+        if held is None:
+            raise CloseRefused(f"There is no unmanaged {symbol} position.", status=404)
+        return _close_unmanaged(held, actor)
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - expired: nothing left to release
+            logger.warning("The unmanaged close of %s outlived its lock", symbol)
 
 
 def _close_unmanaged(held: UnmanagedPosition, actor: str) -> Trade:

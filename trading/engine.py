@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 
@@ -189,12 +190,13 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
     )
     if not bots:
         return []
+    # A bot's exposure is its position plus its open orders: while one is open it waits. Orders
+    # are read first: one that fills in between then shows as a position, never as nothing.
+    waiting = {trade.bot_id: trade for trade in open_trades().filter(bot__in=bots)}
     positions = {
         position.bot_id: position
         for position in Position.objects.filter(bot__in=bots, is_open=True)
     }
-    # A bot's exposure is its position plus its open orders: while one is open it waits.
-    waiting = {trade.bot_id: trade for trade in open_trades().filter(bot__in=bots)}
     strategies = {bot.pk: Strategy.from_dict(bot.strategy) for bot in bots}
     needed = max(warmup_bars(strategy) for strategy in strategies.values()) + EXTRA_BARS
     broker = get_broker()
@@ -214,6 +216,8 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
                 bot, strategies[bot.pk], prices.get(bot.symbol), positions.get(bot.pk),
                 waiting.get(bot.pk), market,
             )  # fmt: skip
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: stop here, well before the group lock expires
         except Exception as error:  # noqa: BLE001 - one bot's failure must not stop the tick
             logger.exception("Engine failed on bot %s", bot.pk)
             decided = _outcome(bot, "error", f"{type(error).__name__}: {error}")
@@ -224,6 +228,8 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
         for decision in decisions:
             try:
                 outcomes.append(_execute(decision))
+            except SoftTimeLimitExceeded:
+                raise
             except Exception as error:  # noqa: BLE001
                 logger.exception("Engine failed on bot %s", decision.bot.pk)
                 outcomes.append(_outcome(decision.bot, "error", f"{type(error).__name__}: {error}"))
@@ -310,11 +316,12 @@ def _execute(decision: Decision) -> BotOutcome:
     with request_priority(Priority.EXIT if exiting else Priority.ENTRY):
         try:
             if exiting:
-                trade = record_sell_intent(decision.position, decision.reason)
+                trade = record_sell_intent(decision.position, decision.reason, require_running=True)
             else:
                 trade = record_buy_intent(
-                    bot, decision.qty, decision.reason, expected_price=decision.price
-                )
+                    bot, decision.qty, decision.reason, symbol=bot.symbol,
+                    expected_price=decision.price, require_running=True,
+                )  # fmt: skip
         except OrderRefused as refused:  # a manual close or another order got there first
             return _outcome(bot, "waiting", refused.message)
         trade = send_intent(trade)

@@ -44,10 +44,25 @@ def render_position_changed(position: Position) -> list[str]:
 
 
 def trade_changed(trade: Trade, created: bool) -> None:
-    live.push(
-        f"trade:{trade.pk}", lambda created: render_trade_changed(trade, created), created=created
-    )
+    live.push_each("trades", trade.pk, render_trades, created=created)
 
 
 def position_changed(position: Position) -> None:
-    live.push(f"position:{position.pk}", lambda: render_position_changed(position))
+    live.push_each("positions", position.pk, render_positions)
+
+
+def render_trades(items: dict) -> list[str]:
+    """Each trade as it is now, in push order (inserts land on top, newest last)."""
+    trades = Trade.objects.select_related("bot").in_bulk(list(items))
+    return [
+        render_trade_changed(trades[pk], flags["created"])
+        for pk, flags in items.items()
+        if pk in trades
+    ]
+
+
+def render_positions(items: dict) -> list[str]:
+    positions = Position.objects.select_related("bot").in_bulk(list(items))
+    return [
+        html for pk in items if pk in positions for html in render_position_changed(positions[pk])
+    ]

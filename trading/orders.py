@@ -133,14 +133,27 @@ def record_buy_intent(
     qty: Decimal,
     reason: str,
     *,
+    symbol: str | None = None,
     expected_price: Decimal | None = None,
     origin: str = Trade.Origin.ENGINE,
+    require_running: bool = False,
 ) -> Trade:
-    """The write-ahead half of a buy, refused while the bot has any open order."""
+    """The write-ahead half of a buy, refused while the bot has any open order. ``symbol`` is
+    the one the decision was made on (its price sized ``qty``): under the lock the bot must
+    still trade it, still be flat, and (for the engine: ``require_running``) still be running,
+    or nothing is sent."""
     with transaction.atomic():
-        locked_bot = _lock_flat_bot(bot.pk)
+        locked_bot = _lock_flat_bot(bot.pk, require_running=require_running)
+        symbol = symbol or bot.symbol
+        if locked_bot.symbol != symbol:
+            raise OrderRefused(
+                f"'{locked_bot.name}' now trades {locked_bot.symbol}, not {symbol}: not bought."
+            )
+        held = Position.objects.filter(bot=locked_bot, is_open=True).first()
+        if held is not None:
+            raise OrderRefused(f"'{locked_bot.name}' already holds {held.qty:f} {held.symbol}.")
         trade = Trade.objects.create(
-            bot=locked_bot, symbol=locked_bot.symbol, side=Trade.Side.BUY, qty=qty,
+            bot=locked_bot, symbol=symbol, side=Trade.Side.BUY, qty=qty,
             reason=reason, client_order_id=generate_client_order_id(locked_bot),
             expected_price=expected_price, origin=origin,
         )  # fmt: skip
@@ -149,7 +162,11 @@ def record_buy_intent(
 
 
 def record_sell_intent(
-    position: Position, reason: str, *, origin: str = Trade.Origin.ENGINE
+    position: Position,
+    reason: str,
+    *,
+    origin: str = Trade.Origin.ENGINE,
+    require_running: bool = False,
 ) -> Trade:
     """The write-ahead half of an exit: a sell of the position's own symbol and quantity, linked
     to the position at once, so that a second exit (engine or manual) finds it and is refused.
@@ -157,7 +174,11 @@ def record_sell_intent(
     Locks are taken in one order everywhere, bot row then position row, so the check and the
     write cannot interleave with another exit, a buy, a symbol change or a delete."""
     with transaction.atomic():
-        bot = _lock_flat_bot(position.bot_id) if position.bot_id else None
+        bot = (
+            _lock_flat_bot(position.bot_id, require_running=require_running)
+            if position.bot_id
+            else None
+        )
         locked = Position.objects.select_for_update(of=("self",)).get(pk=position.pk)
         if not locked.is_open:
             raise OrderRefused(f"The {locked.symbol} position is already closed.")
@@ -189,7 +210,7 @@ def open_trades():
     return Trade.objects.filter(status__in=Trade.OPEN_STATUSES)
 
 
-def _lock_flat_bot(bot_id) -> Bot:
+def _lock_flat_bot(bot_id, *, require_running: bool = False) -> Bot:
     """The bot's row, locked; refused while any order of the bot is open (its exposure is its
     position plus its open orders, and a new order must see all of it).
 
@@ -199,6 +220,9 @@ def _lock_flat_bot(bot_id) -> Bot:
     locked = Bot.objects.select_for_update().filter(pk=bot_id).first()
     if locked is None:
         raise OrderRefused("The bot no longer exists.")
+    if require_running and locked.status != Bot.Status.RUNNING:
+        # Paused (or stopped) after the tick read it: the engine's decision no longer stands.
+        raise OrderRefused(f"'{locked.name}' is {locked.get_status_display().lower()}.")
     waiting = open_trades().filter(bot=locked).order_by("created_at").first()
     if waiting is not None:
         raise OrderRefused(waiting_message(waiting), in_flight=waiting)
@@ -359,9 +383,15 @@ def _complete_unsent(trade: Trade) -> str:
 
 
 def _mark(trade: Trade, status: str, message: str) -> Trade:
-    trade.status = status
-    trade.error_message = message
-    trade.save(update_fields=["status", "error_message", "updated_at"])
+    """Our own verdict on an intent (rejected, unknown, never sent), written only while the
+    trade is still open: an answer the broker gave meanwhile is never overwritten."""
+    with transaction.atomic():
+        current = Trade.objects.select_for_update().get(pk=trade.pk)
+        if not current.is_open:
+            return current
+        trade.status = status
+        trade.error_message = message
+        trade.save(update_fields=["status", "error_message", "updated_at"])
     _notify(trade)
     if trade.origin == Trade.Origin.MANUAL and not trade.is_open:
         _tell_outcome(trade)
@@ -375,6 +405,8 @@ def record_order(trade: Trade, order: Order) -> Trade:
         trade = Trade.objects.select_for_update().get(pk=trade.pk)
         if trade.bot_id and Trade.bot.is_cached(given) and given.bot_id == trade.bot_id:
             trade.bot = given.bot  # saves re-reading the bot for the fill
+        if _is_older_than_our_books(trade, order):
+            return trade
         new_fill = order.filled_qty - trade.filled_qty
         if new_fill > 0 and order.filled_avg_price is not None:
             # The average over all fills, minus what was already booked, prices this fill.
@@ -399,6 +431,13 @@ def record_order(trade: Trade, order: Order) -> Trade:
     return trade
 
 
+def _is_older_than_our_books(trade: Trade, order: Order) -> bool:
+    """A broker answer read before one we already booked (two readers crossing): fills only
+    grow, and a filled order never reopens."""
+    reopened = trade.status == Trade.Status.FILLED and not order.is_final
+    return order.filled_qty < trade.filled_qty or reopened
+
+
 def _tell_outcome(trade: Trade) -> None:
     """A manual close is the operator's own request: its outcome reaches every open page."""
     if trade.status == Trade.Status.FILLED:
@@ -415,11 +454,9 @@ def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
     bot = trade.bot
     now = timezone.now()
     if trade.side == Trade.Side.BUY:
-        position = (
-            Position.objects.select_for_update().filter(bot=bot, is_open=True).first()
-            if bot
-            else None
-        )
+        if bot is None:  # buying back an unmanaged short: no bot's holding to book it on
+            return None
+        position = Position.objects.select_for_update().filter(bot=bot, is_open=True).first()
         if position is None:
             position = Position(
                 bot=bot, symbol=trade.symbol, qty=0, avg_entry_price=price,

@@ -166,7 +166,10 @@ def test_an_order_placed_by_hand_is_external_not_a_discrepancy(broker_side):
 
 def test_orders_are_read_across_pages(fake):
     bot = BotFactory()
-    placed = [orders.place_order(bot, "buy", Decimal("1"), "RSI buy signal") for _ in range(7)]
+    # One bot per order: a bot holding a position places no further buy.
+    placed = [
+        orders.place_order(BotFactory(), "buy", Decimal("1"), "RSI buy signal") for _ in range(7)
+    ]
     missing = orders.generate_client_order_id(bot)
     get_broker().submit_market_order("AAPL", Decimal("1"), OrderSide.BUY, missing)
     by_hand = str(uuid.uuid4())
@@ -183,8 +186,9 @@ def test_orders_are_read_across_pages(fake):
 
 
 def test_a_limit_cuts_the_window_across_pages(fake):
-    bot = BotFactory()
-    placed = [orders.place_order(bot, "buy", Decimal("1"), "RSI buy signal") for _ in range(8)]
+    placed = [
+        orders.place_order(BotFactory(), "buy", Decimal("1"), "RSI buy signal") for _ in range(8)
+    ]
     fake.received.clear()
 
     run = reconcile(broker=fake.broker(order_page_size=3), limit=5)
@@ -199,7 +203,9 @@ def test_since_through_the_fake(fake):
     bot = BotFactory()
     early = orders.place_order(bot, "buy", Decimal("1"), "RSI buy signal")
     since = timezone.now()
-    late = [orders.place_order(bot, "buy", Decimal("1"), "RSI buy signal") for _ in range(2)]
+    late = [
+        orders.place_order(BotFactory(), "buy", Decimal("1"), "RSI buy signal") for _ in range(2)
+    ]
     PaperOrder.objects.filter(pk=early.order_id).delete()  # would be missing, but is before since
     PaperOrder.objects.filter(pk=late[0].order_id).delete()  # missing, inside the window
 

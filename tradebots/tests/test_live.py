@@ -217,3 +217,25 @@ def test_a_fragment_that_cannot_render_does_not_stop_the_others(monkeypatch, cap
 
     assert sent == ["<div>ok</div>"]
     assert "Live update bad could not be rendered" in caplog.text
+
+
+def test_a_coalesced_row_is_rendered_as_the_database_holds_it_when_the_block_ends(
+    transactional_db, monkeypatch
+):
+    from trading import live_updates
+    from trading.models import Trade
+    from trading.tests.factories import TradeFactory
+
+    sent = []
+    monkeypatch.setattr(live, "_send", sent.append)
+    trade = TradeFactory(status=Trade.Status.ACCEPTED)
+    sent.clear()  # the factory's own saves
+
+    with live.coalesced():
+        live_updates.trade_changed(trade, created=True)
+        # Another process books the fill meanwhile (and pushes it itself).
+        Trade.objects.filter(pk=trade.pk).update(status=Trade.Status.FILLED)
+
+    (message,) = sent
+    assert message.startswith('<tbody hx-swap-oob="afterbegin:#trade-rows">')
+    assert "Filled" in message and "Accepted" not in message

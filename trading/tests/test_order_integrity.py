@@ -464,3 +464,103 @@ def test_a_manual_close_is_never_canceled_as_stale(broker_kind, fills, settings)
     orders.sync_open_orders()
     position.refresh_from_db()
     assert not position.is_open
+
+
+# --- decisions are re-checked under the lock; answers are never overwritten by older ones -------
+
+
+def test_a_buy_decided_on_one_symbol_is_not_sent_after_the_symbol_changed(broker_kind):
+    bot = running_bot(name="Buyer", symbol="AAPL")
+    Bot.objects.filter(pk=bot.pk).update(symbol="MSFT")  # between the tick's read and the order
+
+    with pytest.raises(orders.OrderRefused, match="now trades MSFT, not AAPL"):
+        orders.record_buy_intent(bot, Decimal("2"), "RSI buy signal", symbol="AAPL")
+
+    assert not Trade.objects.exists() and broker_orders() == []
+
+
+def test_an_engine_order_is_not_sent_for_a_bot_paused_after_the_tick_read_it(broker_kind):
+    bot = running_bot(name="Buyer")
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.PAUSED)
+
+    with pytest.raises(orders.OrderRefused, match="is paused"):
+        orders.record_buy_intent(bot, Decimal("2"), "RSI buy signal", require_running=True)
+
+    assert not Trade.objects.exists()
+
+
+def test_a_bot_holding_a_position_is_not_bought_for_again(broker_kind):
+    bot = running_bot(name="Holder")
+    orders.place_order(bot, "buy", Decimal("2"), "RSI buy signal")
+
+    with pytest.raises(orders.OrderRefused, match="already holds 2"):
+        orders.record_buy_intent(bot, Decimal("2"), "RSI buy signal")
+
+
+def test_an_older_broker_answer_never_reopens_a_filled_trade(broker_kind):
+    bot = running_bot(name="Buyer")
+    trade = orders.place_order(bot, "buy", Decimal("3"), "RSI buy signal")
+    assert trade.status == Trade.Status.FILLED
+    older = get_broker().get_order(trade.order_id)
+    older = type(older)(**{**older.__dict__, "status": "accepted", "filled_qty": Decimal(0)})
+
+    again = orders.record_order(trade, older)
+
+    assert (again.status, again.filled_qty) == (Trade.Status.FILLED, 3)
+    assert Position.objects.get(bot=bot).qty == 3
+
+
+def test_our_own_verdict_never_overwrites_the_brokers_answer(broker_kind):
+    bot = running_bot(name="Buyer")
+    trade = orders.place_order(bot, "buy", Decimal("1"), "RSI buy signal")
+
+    orders._mark(trade, Trade.Status.CANCELED, "Never reached the broker")
+
+    trade.refresh_from_db()
+    assert trade.status == Trade.Status.FILLED and trade.error_message == ""
+
+
+def test_joining_an_engine_sell_makes_it_a_manual_close_that_is_never_dropped(
+    broker_kind, fills, settings
+):
+    bot = running_bot(name="Holder", strategy=ALWAYS_SELL)
+    orders.place_order(bot, "buy", Decimal("4"), "RSI buy signal")
+    position = Position.objects.get(bot=bot, is_open=True)
+    fills("0")
+    tick()
+    emergency.close_position(position, "operator")
+    settings.ORDER_STALE_SECONDS = 0
+
+    orders.sync_open_orders()
+
+    sell = Trade.objects.get(side="sell")
+    assert sell.origin == Trade.Origin.MANUAL
+    assert sell.is_open  # still working at the broker, not canceled as a stale engine order
+
+
+def test_the_same_unmanaged_shares_are_not_sold_twice(broker_kind, fills):
+    from trading.broker import OrderSide
+
+    get_broker().submit_market_order("KO", Decimal("3"), OrderSide.BUY, "my-own-order-1")
+    fills("0")
+
+    first = emergency.close_unmanaged("KO", "operator")
+
+    with pytest.raises(emergency.CloseRefused, match="already in flight"):
+        emergency.close_unmanaged("KO", "operator")
+    assert first.is_open
+    assert len([o for o in broker_orders() if o.side == "sell"]) == 1
+
+
+def test_every_request_uses_the_short_interactive_broker_timeout(
+    alpaca_fake, settings, user_client
+):
+    settings.ALPACA_READ_TIMEOUT_SECONDS = 30
+    settings.ALPACA_INTERACTIVE_TIMEOUT_SECONDS = 0.3
+    alpaca_fake.faults.latency = 2  # a hung broker, as far as a page is concerned
+
+    response = user_client.get("/api/account")
+
+    assert response.status_code == 200 and response.json()["error"]
+    # One attempt, no retries: a page gives up after the interactive timeout.
+    assert len(alpaca_fake.requests_to("GET", "/v2/account")) == 1
