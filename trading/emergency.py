@@ -22,6 +22,7 @@ from .orders import (
     OrderRefused,
     follow_later,
     open_trades,
+    outcome_told_by_caller,
     record_sell_intent,
     record_unmanaged_intent,
     refresh,
@@ -91,7 +92,7 @@ def close_position(
         return CloseResult(joined.trade, _pause(joined.trade.bot, actor, pause_bot),
                            already_in_flight=True)  # fmt: skip
     if send_now:
-        with interactive(), request_priority(Priority.EXIT):
+        with interactive(), request_priority(Priority.EXIT), outcome_told_by_caller():
             trade = send_intent(trade, verify=False)
     if trade.status in (Trade.Status.REJECTED, Trade.Status.CANCELED, Trade.Status.EXPIRED):
         raise CloseRefused(
@@ -201,7 +202,7 @@ def _close_unmanaged(held: UnmanagedPosition, actor: str) -> Trade:
     trade = record_unmanaged_intent(
         held.symbol, side, abs(held.qty), f"{MANUAL_CLOSE} (unmanaged, by {actor})"
     )
-    with interactive(), request_priority(Priority.EXIT):
+    with interactive(), request_priority(Priority.EXIT), outcome_told_by_caller():
         trade = send_intent(trade, verify=False)
     if trade.status == Trade.Status.REJECTED:
         raise CloseRefused(f"The broker refused: {trade.error_message}", status=502)

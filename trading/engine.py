@@ -224,10 +224,14 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
         (decisions if isinstance(decided, Decision) else outcomes).append(decided)
     # Exits (stop-loss, take-profit, sell signals) go before entries, for the request budget.
     decisions.sort(key=lambda decision: decision.side != Trade.Side.SELL)
+    # One read of the rejection streaks for the batch instead of a write per order.
+    streaks = cache.get_many(
+        [REJECTIONS_CACHE_KEY.format(bot_id=decision.bot.pk) for decision in decisions]
+    )
     with live.coalesced():
         for decision in decisions:
             try:
-                outcomes.append(_execute(decision))
+                outcomes.append(_execute(decision, streaks))
             except SoftTimeLimitExceeded:
                 raise
             except Exception as error:  # noqa: BLE001
@@ -310,7 +314,7 @@ def _decide(
     return Decision(bot, Trade.Side.BUY, signal.reason, qty=qty, price=price)
 
 
-def _execute(decision: Decision) -> BotOutcome:
+def _execute(decision: Decision, streaks: dict) -> BotOutcome:
     bot = decision.bot
     exiting = decision.side == Trade.Side.SELL
     with request_priority(Priority.EXIT if exiting else Priority.ENTRY):
@@ -325,16 +329,18 @@ def _execute(decision: Decision) -> BotOutcome:
         except OrderRefused as refused:  # a manual close or another order got there first
             return _outcome(bot, "waiting", refused.message)
         trade = send_intent(trade)
-    _count_rejections(bot, trade)
+    _count_rejections(bot, trade, streaks)
     return _outcome(bot, decision.side, decision.reason, trade.status)
 
 
-def _count_rejections(bot: Bot, trade: Trade) -> None:
+def _count_rejections(bot: Bot, trade: Trade, streaks: dict) -> None:
+    """``streaks``: the rejection counts read for the batch (absent: none in a row)."""
     key = REJECTIONS_CACHE_KEY.format(bot_id=bot.pk)
     if trade.status != Trade.Status.REJECTED:
-        cache.delete(key)
+        if key in streaks:
+            cache.delete(key)
         return
-    rejections = (cache.get(key) or 0) + 1
+    rejections = (streaks.get(key) or 0) + 1
     cache.set(key, rejections, timeout=24 * 3600)
     if rejections >= settings.ENGINE_MAX_REJECTIONS:
         cache.delete(key)

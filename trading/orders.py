@@ -15,9 +15,11 @@ engine order unfilled past ORDER_STALE_SECONDS is canceled; an engine intent tha
 the broker within ORDER_INTENT_TTL_SECONDS is abandoned; a manual close is neither.
 """
 
+import contextlib
 import logging
 import re
 import uuid
+from contextvars import ContextVar
 from datetime import timedelta
 from decimal import Decimal
 
@@ -424,11 +426,17 @@ def record_order(trade: Trade, order: Order) -> Trade:
         trade.filled_at = order.filled_at or trade.filled_at
         if trade.status != Trade.Status.UNKNOWN:
             trade.error_message = ""
-        trade.save()
+        trade.save(update_fields=RECORDED_FIELDS)
         _notify(trade)
         if trade.origin == Trade.Origin.MANUAL and not trade.is_open:
             _tell_outcome(trade)
     return trade
+
+
+RECORDED_FIELDS = (
+    "position", "filled_qty", "price", "order_id", "status", "submitted_at", "filled_at",
+    "error_message", "updated_at",
+)  # fmt: skip
 
 
 def _is_older_than_our_books(trade: Trade, order: Order) -> bool:
@@ -438,8 +446,24 @@ def _is_older_than_our_books(trade: Trade, order: Order) -> bool:
     return order.filled_qty < trade.filled_qty or reopened
 
 
+_caller_tells_outcome: ContextVar[bool] = ContextVar("caller_tells_outcome", default=False)
+
+
+@contextlib.contextmanager
+def outcome_told_by_caller():
+    """Inside the block (a request placing a manual close), an outcome the broker gives at once
+    is the request's own answer; only one that arrives later is pushed as a toast."""
+    token = _caller_tells_outcome.set(True)
+    try:
+        yield
+    finally:
+        _caller_tells_outcome.reset(token)
+
+
 def _tell_outcome(trade: Trade) -> None:
     """A manual close is the operator's own request: its outcome reaches every open page."""
+    if _caller_tells_outcome.get():
+        return
     if trade.status == Trade.Status.FILLED:
         qty = f"{trade.filled_qty.normalize():f}"
         message, level = f"Sold {qty} {trade.symbol} (manual close).", "success"

@@ -564,3 +564,25 @@ def test_every_request_uses_the_short_interactive_broker_timeout(
     assert response.status_code == 200 and response.json()["error"]
     # One attempt, no retries: a page gives up after the interactive timeout.
     assert len(alpaca_fake.requests_to("GET", "/v2/account")) == 1
+
+
+def test_a_manual_close_outcome_is_toasted_only_when_it_arrives_after_the_request(
+    broker_kind, fills, monkeypatch
+):
+    from tradebots import live
+
+    toasts = []
+    monkeypatch.setattr(live, "toast", lambda message, level="info": toasts.append(message))
+    bot = running_bot(name="Holder")
+    orders.place_order(bot, "buy", Decimal("4"), "RSI buy signal")
+    emergency.close_position(Position.objects.get(bot=bot, is_open=True), "operator")
+    assert toasts == []  # filled at once: the request's own answer says so
+
+    other = running_bot(name="Slow", symbol="MSFT")
+    orders.place_order(other, "buy", Decimal("2"), "RSI buy signal")
+    fills("0")
+    sell = emergency.close_position(Position.objects.get(bot=other, is_open=True), "op").trade
+    exchange.fill_remaining(PaperOrder.objects.get(client_order_id=sell.client_order_id))
+    orders.sync_open_orders()
+
+    assert toasts == ["Sold 2 MSFT (manual close)."]
