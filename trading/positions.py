@@ -1,19 +1,21 @@
 """Positions as the broker sees them versus our books: what no bot owns is "unmanaged".
 
-For each symbol, unmanaged = the broker's quantity − the sum of our bots' open quantities, when
-that difference lies in the direction of the broker's position (the broker holds more, long or
-short, than we track). A symbol we track not at all is wholly unmanaged; a short the broker holds
-shows as a negative quantity. When we track MORE than the broker holds, nothing is unmanaged:
-that is a discrepancy for reconciliation, not a position to close.
+For each symbol, unmanaged = the broker's quantity − what we track, when that difference lies in
+the direction of the broker's position (the broker holds more, long or short, than we track).
+We track our open positions plus what our bots' open buys may still add (their unbooked
+remainder): a fill the broker made that the order sync has not booked yet is a bot's, and must
+not be offered for sale as nobody's. A symbol we track not at all is wholly unmanaged; a short
+the broker holds shows as a negative quantity. When we track MORE than the broker holds, nothing
+is unmanaged: that is a discrepancy for reconciliation, not a position to close.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from .broker import BrokerPosition, get_broker
-from .models import Position
+from .models import Position, Trade
 
 
 @dataclass
@@ -53,8 +55,16 @@ class UnmanagedPosition:
 
 
 def tracked_quantities() -> dict[str, Decimal]:
-    rows = Position.objects.filter(is_open=True).values("symbol").annotate(total=Sum("qty"))
-    return {row["symbol"]: row["total"] for row in rows}
+    tracked: dict[str, Decimal] = {}
+    held = Position.objects.filter(is_open=True).values("symbol").annotate(total=Sum("qty"))
+    coming = (
+        Trade.objects.filter(status__in=Trade.OPEN_STATUSES, side=Trade.Side.BUY, bot__isnull=False)
+        .values("symbol")
+        .annotate(total=Sum(F("qty") - F("filled_qty")))
+    )
+    for row in [*held, *coming]:
+        tracked[row["symbol"]] = tracked.get(row["symbol"], Decimal(0)) + row["total"]
+    return tracked
 
 
 def find_unmanaged(

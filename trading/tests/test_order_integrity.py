@@ -586,3 +586,18 @@ def test_a_manual_close_outcome_is_toasted_only_when_it_arrives_after_the_reques
     orders.sync_open_orders()
 
     assert toasts == ["Sold 2 MSFT (manual close)."]
+
+
+def test_a_bots_fill_not_yet_booked_is_never_offered_as_unmanaged(broker_kind, fills):
+    from trading.positions import unmanaged_positions
+
+    running_bot(name="Buyer", strategy=ALWAYS_BUY, capital=Decimal("1000"))
+    fills("0")
+    tick()
+    trade = Trade.objects.get()
+    # The broker fills it; our sync has not seen it yet.
+    exchange.fill_remaining(PaperOrder.objects.get(client_order_id=trade.client_order_id))
+
+    assert unmanaged_positions() == []
+    with pytest.raises(emergency.CloseRefused, match="no unmanaged"):
+        emergency.close_unmanaged(trade.symbol, "operator")
