@@ -1,6 +1,7 @@
 """The brokerage account as the operator sees it: the broker's figures next to our books."""
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -125,17 +126,25 @@ def refresh_account_summary_on_commit() -> None:
     transaction.on_commit(_schedule_refresh, robust=True)
 
 
+_refresh_known_until = 0.0  # this process knows a refresh is scheduled until then (monotonic)
+
+
 def _schedule_refresh() -> None:
+    global _refresh_known_until
     from .tasks import refresh_account_summary
 
     window = settings.ACCOUNT_REFRESH_SECONDS
     if window <= 0:
         push_account_summary()
         return
+    if time.monotonic() < _refresh_known_until:
+        return  # the refresh scheduled for this window covers this change: no Redis call
     try:
         first = redis_client().set(
             REFRESH_SCHEDULED_KEY, "1", nx=True, px=max(1, int(window * 1000))
         )
+        # The key lives a whole window; half of it is safely inside, whoever set it.
+        _refresh_known_until = time.monotonic() + window / 2
         if first:
             refresh_account_summary.apply_async(countdown=window)
     except Exception:  # noqa: BLE001 - the next page load shows the figures anyway

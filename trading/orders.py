@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from bots import services as bot_services
@@ -145,15 +146,10 @@ def record_buy_intent(
     still trade it, still be flat, and (for the engine: ``require_running``) still be running,
     or nothing is sent."""
     with transaction.atomic():
-        locked_bot = _lock_flat_bot(bot.pk, require_running=require_running)
         symbol = symbol or bot.symbol
-        if locked_bot.symbol != symbol:
-            raise OrderRefused(
-                f"'{locked_bot.name}' now trades {locked_bot.symbol}, not {symbol}: not bought."
-            )
-        held = Position.objects.filter(bot=locked_bot, is_open=True).first()
-        if held is not None:
-            raise OrderRefused(f"'{locked_bot.name}' already holds {held.qty:f} {held.symbol}.")
+        locked_bot = _lock_flat_bot(
+            bot.pk, require_running=require_running, symbol=symbol, buying=True
+        )
         trade = Trade.objects.create(
             bot=locked_bot, symbol=symbol, side=Trade.Side.BUY, qty=qty,
             reason=reason, client_order_id=generate_client_order_id(locked_bot),
@@ -212,22 +208,39 @@ def open_trades():
     return Trade.objects.filter(status__in=Trade.OPEN_STATUSES)
 
 
-def _lock_flat_bot(bot_id, *, require_running: bool = False) -> Bot:
+def _lock_flat_bot(
+    bot_id, *, require_running: bool = False, symbol: str | None = None, buying: bool = False
+) -> Bot:
     """The bot's row, locked; refused while any order of the bot is open (its exposure is its
-    position plus its open orders, and a new order must see all of it).
+    position plus its open orders, and a new order must see all of it), when it is no longer
+    running (``require_running``: the engine's decision no longer stands), no longer trades
+    ``symbol``, or, ``buying``, already holds a position.
 
-    Two statements on purpose: under PostgreSQL's READ COMMITTED a subquery in the locking
-    statement would read the snapshot from before it waited for the lock, and miss the order
-    the previous holder just committed; a statement started after the lock sees it."""
+    The lock and the checks are two statements on purpose: under PostgreSQL's READ COMMITTED a
+    subquery in the locking statement would read the snapshot from before it waited for the
+    lock, and miss the order the previous holder just committed; a statement started after the
+    lock sees it."""
     locked = Bot.objects.select_for_update().filter(pk=bot_id).first()
     if locked is None:
         raise OrderRefused("The bot no longer exists.")
     if require_running and locked.status != Bot.Status.RUNNING:
-        # Paused (or stopped) after the tick read it: the engine's decision no longer stands.
         raise OrderRefused(f"'{locked.name}' is {locked.get_status_display().lower()}.")
-    waiting = open_trades().filter(bot=locked).order_by("created_at").first()
-    if waiting is not None:
+    if symbol is not None and locked.symbol != symbol:
+        raise OrderRefused(f"'{locked.name}' now trades {locked.symbol}, not {symbol}.")
+    first_open = open_trades().filter(bot=OuterRef("pk")).order_by("created_at").values("pk")
+    holding = Position.objects.filter(bot=OuterRef("pk"), is_open=True).values("pk")
+    waiting_id, held_id = (
+        Bot.objects.filter(pk=locked.pk)
+        .annotate(waiting_id=Subquery(first_open[:1]), held_id=Subquery(holding[:1]))
+        .values_list("waiting_id", "held_id")
+        .get()
+    )
+    if waiting_id is not None:
+        waiting = Trade.objects.get(pk=waiting_id)
         raise OrderRefused(waiting_message(waiting), in_flight=waiting)
+    if buying and held_id is not None:
+        held = Position.objects.get(pk=held_id)
+        raise OrderRefused(f"'{locked.name}' already holds {held.qty:f} {held.symbol}.")
     return locked
 
 

@@ -281,10 +281,11 @@ def test_api_positions_lists_managed_and_unmanaged_rows(user_client, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_fill_refreshes_the_account_summary_on_open_dashboards(
-    socket_headers, settings, celery_worker
+    socket_headers, settings, celery_worker, monkeypatch
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     settings.ACCOUNT_REFRESH_SECONDS = 0.2
+    monkeypatch.setattr(services, "_refresh_known_until", 0.0)
     from trading.orders import place_order
 
     bot = BotFactory()
@@ -316,6 +317,7 @@ def test_many_fills_schedule_one_account_refresh_per_window(settings, monkeypatc
 
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     settings.ACCOUNT_REFRESH_SECONDS = 60
+    monkeypatch.setattr(services, "_refresh_known_until", 0.0)
     redis_client().delete(services.REFRESH_SCHEDULED_KEY)
     scheduled = []
     monkeypatch.setattr(
