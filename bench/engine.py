@@ -141,6 +141,14 @@ def create_bots(args, strategies: list[dict]) -> list[str]:
     return symbols
 
 
+def signal_everyone(tick_number: int) -> None:
+    """Odd ticks: every bot gets a buy signal; even ticks: a sell signal."""
+    from bots.models import Bot
+
+    side_strategy = STRATEGY_ALWAYS_BUY if tick_number % 2 else STRATEGY_ALWAYS_SELL
+    Bot.objects.update(strategy=side_strategy)
+
+
 def count_broker_calls(broker_class) -> Counter:
     calls = Counter()
     counted_methods = (
@@ -199,7 +207,6 @@ def run_mixed(args) -> None:
 def run_all_trade(args) -> None:
     from django.db import connection
 
-    from bots.models import Bot
     from tradebots import live
     from trading import engine
     from trading.broker.paper.broker import PaperBroker
@@ -211,8 +218,7 @@ def run_all_trade(args) -> None:
         f"({connection.vendor}, paper exchange)"
     )
     for number in range(1, args.ticks + 1):
-        side_strategy = STRATEGY_ALWAYS_BUY if number % 2 else STRATEGY_ALWAYS_SELL
-        Bot.objects.update(strategy=side_strategy)
+        signal_everyone(number)
         calls.clear()
         pushes_before = live.pushes_sent()
         statements = Counter()
@@ -261,7 +267,6 @@ def run_all_trade_on_workers(args) -> None:
     from django.conf import settings
     from django.db import connection
 
-    from bots.models import Bot
     from tradebots.celery import app
     from trading import engine, tasks
     from trading.models import Trade
@@ -284,8 +289,7 @@ def run_all_trade_on_workers(args) -> None:
             f"per batch task ({connection.vendor}, paper exchange)"
         )
         for number in range(1, args.ticks + 1):
-            side_strategy = STRATEGY_ALWAYS_BUY if number % 2 else STRATEGY_ALWAYS_SELL
-            Bot.objects.update(strategy=side_strategy)
+            signal_everyone(number)
             before = Trade.objects.count()
             results = []
             started = time.perf_counter()
@@ -310,7 +314,6 @@ def run_all_trade_on_workers(args) -> None:
 def run_against_fake_alpaca(args) -> None:
     from django.conf import settings
 
-    from bots.models import Bot
     from trading import engine
     from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
 
@@ -326,8 +329,7 @@ def run_against_fake_alpaca(args) -> None:
             f"({args.latency * 1000:.0f} ms latency), budget {args.budget} per {args.window:g} s"
         )
         for number in range(1, args.ticks + 1):
-            side_strategy = STRATEGY_ALWAYS_BUY if number % 2 else STRATEGY_ALWAYS_SELL
-            Bot.objects.update(strategy=side_strategy)
+            signal_everyone(number)
             started = time.perf_counter()
             report = engine.run_tick(dispatch=engine.evaluate_batch)
             elapsed = time.perf_counter() - started
