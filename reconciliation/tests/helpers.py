@@ -3,7 +3,9 @@
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from io import StringIO
 
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from trading.broker import (
@@ -117,3 +119,13 @@ class ListBroker:
 
 def unreachable() -> ListBroker:
     return ListBroker(error=BrokerUnavailable("Alpaca unreachable: ConnectTimeout"))
+
+
+def run_command(*args) -> tuple[str, int]:
+    """``manage.py reconcile ARGS``: its output and exit code."""
+    out = StringIO()
+    try:
+        call_command("reconcile", *args, stdout=out)
+    except CommandError as error:
+        return out.getvalue(), error.returncode
+    return out.getvalue(), 0

@@ -18,16 +18,9 @@ from trading import orders
 from trading.broker import OrderSide, get_broker
 from trading.tests.factories import TradeFactory
 
+from .helpers import run_command
+
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def run_command(*args) -> tuple[str, int]:
-    out = StringIO()
-    try:
-        call_command("reconcile", *args, stdout=out)
-    except CommandError as error:
-        return out.getvalue(), error.returncode
-    return out.getvalue(), 0
 
 
 def crash_leftover(bot) -> str:

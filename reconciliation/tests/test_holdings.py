@@ -7,10 +7,8 @@ import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,7 +20,7 @@ from trading.broker import BrokerError, BrokerUnavailable, OrderSide, get_broker
 from trading.models import Position, Trade
 from trading.tests.factories import PositionFactory, TradeFactory
 
-from .helpers import ListBroker, held, order_for
+from .helpers import ListBroker, held, order_for, run_command
 
 URL = "/api/account/reconcile"
 CHECK = reverse("reconciliation:check")
@@ -35,15 +33,6 @@ def reconcile(broker=None, trigger=ReconciliationRun.Trigger.COMMAND) -> Reconci
 
 def holdings(run) -> list[dict]:
     return [d for d in run.discrepancies if d["kind"] == "position_mismatch"]
-
-
-def run_command(*args) -> tuple[str, int]:
-    out = StringIO()
-    try:
-        call_command("reconcile", *args, stdout=out)
-    except CommandError as error:
-        return out.getvalue(), error.returncode
-    return out.getvalue(), 0
 
 
 def two_bots_holding_39() -> tuple:
