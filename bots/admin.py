@@ -38,7 +38,7 @@ def _lifecycle_action(service, verb: str):
 def delete_selected_bots(modeladmin, request, queryset):
     """Django's confirmation page, but the deletion goes through the service: all or nothing,
     and a refusal is an error message, never "Successfully deleted"."""
-    refusals = [refusal for bot in queryset if (refusal := services.deletion_refusal(bot))]
+    refusals = services.deletion_refusals(queryset)
     if refusals:
         modeladmin.message_user(
             request, " ".join(refusals) + " Nothing was deleted.", messages.ERROR

@@ -287,15 +287,30 @@ class Exposure:
 def exposure_of(bot: Bot) -> Exposure:
     """The bot's open position and open Trades (two queries). Call under the bot's row lock when
     the answer guards a write."""
+    return exposures_of([bot])[bot.pk]
+
+
+def exposures_of(bots) -> dict:
+    """Each bot's Exposure by primary key, in two queries however many bots."""
     position_model = apps.get_model("trading", "Position")
     trade_model = apps.get_model("trading", "Trade")
-    position = position_model.objects.filter(bot=bot, is_open=True).first()
-    trades = trade_model.objects.filter(bot=bot, status__in=trade_model.OPEN_STATUSES)
-    return Exposure(
-        position_symbol=position.symbol if position else None,
-        position_qty=position.qty if position else None,
-        open_trades=tuple(trades.order_by("created_at", "id")),
-    )
+    ids = [bot.pk for bot in bots]
+    positions = {
+        position.bot_id: position
+        for position in position_model.objects.filter(bot__in=ids, is_open=True)
+    }
+    trades: dict = {}
+    open_trades = trade_model.objects.filter(bot__in=ids, status__in=trade_model.OPEN_STATUSES)
+    for trade in open_trades.order_by("created_at", "id"):
+        trades.setdefault(trade.bot_id, []).append(trade)
+    return {
+        pk: Exposure(
+            position_symbol=positions[pk].symbol if pk in positions else None,
+            position_qty=positions[pk].qty if pk in positions else None,
+            open_trades=tuple(trades.get(pk, ())),
+        )
+        for pk in ids
+    }
 
 
 def has_exposure(bot: Bot) -> bool:
@@ -398,9 +413,19 @@ def update_bot(bot: Bot, data: dict, actor: str) -> Bot:
 
 def deletion_refusal(bot: Bot) -> str | None:
     """Why the bot cannot be deleted now, or None."""
+    return _deletion_refusal(bot, exposure_of(bot))
+
+
+def deletion_refusals(bots) -> list[str]:
+    """Why any of these bots cannot be deleted now (two queries however many bots)."""
+    bots = list(bots)
+    exposures = exposures_of(bots)
+    return [refusal for bot in bots if (refusal := _deletion_refusal(bot, exposures[bot.pk]))]
+
+
+def _deletion_refusal(bot: Bot, exposure: Exposure) -> str | None:
     if bot.status == Bot.Status.RUNNING:
         return f"Stop '{bot.name}' before deleting it."
-    exposure = exposure_of(bot)
     if exposure:
         return (
             f"'{bot.name}' {exposure.describe()}; it cannot be deleted until it is flat "
@@ -421,7 +446,7 @@ def delete_bots(bots, actor: str) -> int:
         locked = list(
             Bot.objects.select_for_update().filter(pk__in=[bot.pk for bot in bots]).order_by("pk")
         )
-        refusals = [refusal for bot in locked if (refusal := deletion_refusal(bot))]
+        refusals = deletion_refusals(locked)
         if refusals:
             suffix = " Nothing was deleted." if len(locked) > 1 else ""
             raise BotError(" ".join(refusals) + suffix)

@@ -547,3 +547,17 @@ def test_concurrent_raises_never_exceed_buying_power(buying_power):
 
     assert sorted(outcomes) == ["raised"] * 2 + ["refused"] * 4
     assert services.capital_figures().reserved == Decimal("8000")
+
+
+def test_deletion_refusals_read_every_bots_exposure_in_two_queries(db, django_assert_num_queries):
+    from trading.tests.factories import PositionFactory, TradeFactory
+
+    holders = [PositionFactory().bot for _ in range(3)]
+    waiting = [TradeFactory(status=Trade.Status.ACCEPTED).bot for _ in range(2)]
+    flat = BotFactory()
+
+    with django_assert_num_queries(2):
+        refusals = services.deletion_refusals([*holders, *waiting, flat])
+
+    assert len(refusals) == 5
+    assert all("cannot be deleted until it is flat" in refusal for refusal in refusals)
