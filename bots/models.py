@@ -66,6 +66,9 @@ class Bot(models.Model):
 
     class Meta:
         ordering = ("name", "created_at")
+        # The trader role (tradebots.permissions): create, change, start and stop bots, sell,
+        # reconcile. Without it a user can look at everything and change nothing.
+        permissions = [("trade", "Can trade: change bots, sell positions, reconcile")]
         constraints = [
             models.CheckConstraint(condition=models.Q(capital__gt=0), name="bot_capital_positive"),
         ]
