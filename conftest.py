@@ -49,14 +49,32 @@ def _never_a_real_broker(settings):
 
 @pytest.fixture
 def user(db):
+    """A trader (tradebots.permissions): most tests act; ``viewer`` is the read-only role."""
+    from accounts.tests.factories import UserFactory
+
+    return UserFactory(trader=True)
+
+
+@pytest.fixture
+def user_client(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer(db):
+    """A logged-in user without the trade permission: may look, may not act."""
     from accounts.tests.factories import UserFactory
 
     return UserFactory()
 
 
 @pytest.fixture
-def user_client(client, user):
-    client.force_login(user)
+def viewer_client(viewer):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(viewer)
     return client
 
 
