@@ -2,8 +2,8 @@
 
 import logging
 import time
-from dataclasses import asdict, dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -11,7 +11,6 @@ from django.db.models import Sum
 
 from bots.services import capital_figures
 from tradebots import live
-from tradebots.money import CENT
 from tradebots.redis_client import redis_client
 from trading.broker import BrokerError, alpaca_configured, broker_label, get_broker
 from trading.models import Position
@@ -63,15 +62,6 @@ class AccountSummary:
         if not self.buying_power or self.buying_power <= 0:
             return None
         return min(self.reserved_capital / self.buying_power * 100, Decimal(100))
-
-    def as_json(self) -> dict:
-        """Money as strings of Decimals to the cent; null where the broker did not answer."""
-        figures = asdict(self)
-        figures["available_capital"] = self.available_capital
-        return {
-            name: str(value.quantize(CENT, ROUND_HALF_UP)) if isinstance(value, Decimal) else value
-            for name, value in figures.items()
-        }
 
 
 def broker_kind() -> str:

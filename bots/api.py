@@ -1,131 +1,262 @@
 """JSON API for bots; the same service functions as the pages."""
 
-import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from ninja import Body, Field, Router, Schema
+from ninja.pagination import paginate
+from ninja.responses import Status
+from pydantic import ConfigDict, PlainValidator, ValidationError, create_model
 
-from tradebots.api import api_methods, json_error
+from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, responses
+from tradebots.money import Money
+from tradebots.pagination import KeysetPagination
 
-from . import services
-from .forms import BOT_FIELDS, BotForm
+from . import charts, services
 from .models import Bot
-from .strategy import INDICATOR_NAMES, Strategy
+from .schema import WHOLE, BotSettings, StrategyConfig, Timeframe, validation_errors
+
+router = Router(tags=["bots"])
 
 LIFECYCLE = {"start": services.start_bot, "pause": services.pause_bot, "stop": services.stop_bot}
+BotStatus = Literal[tuple(Bot.Status.values)]
 
 
-def _two_places(value) -> str | None:
-    # As stored (2 decimal places), whether the bot was just built or read back.
-    return None if value is None else f"{value:.2f}"
+def _json_object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError("The request body must be a JSON object.")
+    return value
 
 
-def bot_json(bot: Bot) -> dict:
-    return {
-        "id": str(bot.pk),
-        "name": bot.name,
-        "symbol": bot.symbol,
-        "capital": _two_places(bot.capital),
-        "timeframe": bot.timeframe,
-        "status": bot.status,
-        "last_error": bot.last_error,
-        "strategy": bot.strategy,
-        "stop_loss_pct": _two_places(bot.stop_loss_pct),
-        "take_profit_pct": _two_places(bot.take_profit_pct),
-        "allow_fractional": bot.allow_fractional,
-        "realized_gains": _two_places(bot.realized_gains),
-        "created_at": bot.created_at.isoformat(),
-        "updated_at": bot.updated_at.isoformat(),
-    }
+# Documented as BotSettings, but validated in the view by BotSettings itself so that refusals
+# carry the schema's own messages (bots.schema.validation_errors), as on the bot pages.
+NewBot = Annotated[dict, PlainValidator(_json_object, json_schema_input_type=BotSettings)]
 
 
-class BadRequest(Exception):
-    pass
+def _optional(field) -> tuple:
+    annotation = (
+        Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    )
+    return annotation | None, Field(None, title=field.title)
 
 
-def _payload(request) -> dict:
+BotSettingsChanges = create_model(
+    "BotSettingsChanges",
+    __doc__="The settings to change: every field optional, objects merged into the bot's "
+    "current settings (JSON merge patch), null meaning the default.",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: _optional(field) for name, field in BotSettings.model_fields.items()},
+)
+BotChanges = Annotated[
+    dict, PlainValidator(_json_object, json_schema_input_type=BotSettingsChanges)
+]
+
+
+class OpenPositionBrief(Schema):
+    id: int
+    qty: Money
+    avg_entry_price: Money
+
+
+class BotOut(Schema):
+    id: UUID
+    name: str
+    symbol: str
+    capital: Money
+    timeframe: Timeframe
+    status: BotStatus
+    last_error: str
+    strategy: StrategyConfig
+    stop_loss_pct: Money | None
+    take_profit_pct: Money | None
+    allow_fractional: bool
+    realized_gains: Money = Field(description="Realized P&L of the bot's closed positions.")
+    open_position: OpenPositionBrief | None
+    client_order_id_prefix: str = Field(description="Every order of this bot carries it.")
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_client_order_id_prefix(bot: Bot) -> str:
+        return f"bot-{bot.short_id}-"
+
+
+class StatusChangeOut(Schema):
+    from_status: BotStatus | Literal[""] = Field(description="Empty when the bot was created.")
+    to_status: BotStatus
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+class BarOut(Schema):
+    time: int = Field(description="Unix seconds.")
+    open: Money
+    high: Money
+    low: Money
+    close: Money
+
+
+class PointOut(Schema):
+    time: int
+    value: Money
+
+
+class OverlayOut(Schema):
+    name: str
+    color: str
+    points: list[PointOut]
+
+
+class MarkerOut(Schema):
+    time: int
+    side: Literal["buy", "sell"]
+    text: str
+
+
+class ChartOut(Schema):
+    bars: list[BarOut]
+    overlays: list[OverlayOut]
+    markers: list[MarkerOut] = Field(description="Where the buy and sell rules fired.")
+
+
+def _settings(document: dict) -> BotSettings:
     try:
-        payload = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("Request body must be JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("Request body must be a JSON object")
-    return payload
+        return BotSettings.model_validate(document)
+    except ValidationError as error:
+        fields = validation_errors(error)
+        general = fields.pop(WHOLE, [])
+        message = f"Invalid bot: {' '.join(general)}" if general else "Invalid bot"
+        raise ApiError(400, message, fields) from None
 
 
-def _form_data(payload: dict, bot: Bot | None) -> dict:
-    """The flat form fields from the API's nested shape; on update, omitted fields keep their
-    current values."""
-    data = dict(BotForm.initial_for(bot)) if bot else {}
-    data.update({name: payload[name] for name in BOT_FIELDS if name in payload})
-    strategy = payload.get("strategy")
-    if strategy is not None:
-        if not isinstance(strategy, dict):
-            raise BadRequest("strategy must be an object")
-        if bot is None:
-            data.update(Strategy(buy_rule="", sell_rule="").to_flat())
-        for key, params in (strategy.get("indicators") or {}).items():
-            if key not in INDICATOR_NAMES or not isinstance(params, dict):
-                raise BadRequest(f"Unknown indicator {key!r}")
-            data.update({f"{key}_{param}": value for param, value in params.items()})
-        data.update(
-            {rule: strategy[rule] for rule in ("buy_rule", "sell_rule") if rule in strategy}
-        )
-    # Unchecked boxes are absent from a form post; the API says false.
-    return {name: value for name, value in data.items() if value not in (False, None)}
+def _current_settings(bot: Bot) -> dict:
+    return {name: getattr(bot, name) for name in BotSettings.model_fields}
 
 
-def _save(request, bot: Bot | None):
-    try:
-        form = BotForm(_form_data(_payload(request), bot))
-    except BadRequest as error:
-        return json_error(str(error), 400)
-    if not form.is_valid():
-        fields = {name: " ".join(errors) for name, errors in form.errors.items()}
-        return json_error("Invalid bot", 400, fields=fields)
-    actor = request.user.get_username()
-    try:
-        if bot is None:
-            bot = services.create_bot(form.bot_data(), actor)
-            return JsonResponse(bot_json(bot), status=201)
-        return JsonResponse(bot_json(services.update_bot(bot, form.bot_data(), actor)))
-    except services.BrokerUnreachable as error:
-        return json_error(error.message, 503, fields=error.fields)
-    except services.BotExposed as error:
+def _merged(current: dict, changes: dict) -> dict:
+    """``changes`` applied to ``current`` as a JSON merge patch: objects merge key by key,
+    anything else replaces."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _refusal(error: services.BotError) -> ApiError:
+    if isinstance(error, services.BrokerUnreachable):
+        return ApiError(503, error.message, error.fields)
+    if isinstance(error, services.BotExposed):
         # The request is well formed; the bot's state (a position, an open order) conflicts.
-        return json_error(error.message, 409, fields=error.fields)
-    except services.BotError as error:
-        return json_error(error.message, 400, fields=error.fields)
+        return ApiError(409, error.message, error.fields)
+    return ApiError(400, error.message, error.fields)
 
 
-@api_methods("GET", "POST")
-def bots(request):
-    if request.method == "POST":
-        return _save(request, None)
-    return JsonResponse({"bots": [bot_json(bot) for bot in Bot.objects.with_figures()]})
+def _bot(pk: UUID) -> Bot:
+    return get_object_or_404(Bot.objects.with_figures(), pk=pk)
 
 
-@api_methods("GET", "PUT", "DELETE")
-def bot(request, pk):
-    bot = get_object_or_404(Bot.objects.with_figures(), pk=pk)
-    if request.method == "PUT":
-        return _save(request, bot)
-    if request.method == "DELETE":
-        try:
-            services.delete_bot(bot, request.user.get_username())
-        except services.BotError as error:
-            return json_error(error.message, 409)
-        return HttpResponse(status=204)
-    return JsonResponse(bot_json(bot))
+@router.get("/bots", response=responses({200: list[BotOut]}))
+@paginate(KeysetPagination, ordering=("name", "id"))
+def list_bots(request):
+    """Every bot, by name."""
+    return Bot.objects.with_figures()
 
 
-@api_methods("POST")
-def bot_lifecycle(request, pk, action):
-    bot = get_object_or_404(Bot, pk=pk)
+@router.post("/bots", auth=TRADERS, response=responses({201: BotOut}, 409, 503, *MUTATION_ERRORS))
+def create_bot(request, payload: Body[NewBot]):
+    """Create a stopped bot; its capital must fit in what is available."""
+    settings = _settings(payload)
     try:
-        bot = LIFECYCLE[action](bot, request.user.get_username())
-    except services.BrokerUnreachable as error:
-        return json_error(error.message, 503)
+        bot = services.create_bot(settings.bot_fields(), request.user.get_username())
     except services.BotError as error:
-        return json_error(error.message, 409)
-    return JsonResponse(bot_json(bot))
+        raise _refusal(error) from None
+    return Status(201, _bot(bot.pk))
+
+
+@router.get("/bots/{uuid:bot_id}", response=responses({200: BotOut}, 404))
+def get_bot(request, bot_id: UUID):
+    return _bot(bot_id)
+
+
+@router.put(
+    "/bots/{uuid:bot_id}",
+    auth=TRADERS,
+    response=responses({200: BotOut}, 404, 409, 503, *MUTATION_ERRORS),
+)
+def update_bot(request, bot_id: UUID, payload: Body[BotChanges]):
+    """Change the fields sent (a JSON merge patch of the settings: a strategy sent with one
+    indicator changes that indicator only); the others keep their values. A raise of capital
+    is checked against what is available; symbol and timeframe cannot change while the bot is
+    exposed."""
+    bot = get_object_or_404(Bot, pk=bot_id)
+    settings = _settings(_merged(_current_settings(bot), payload))
+    try:
+        services.update_bot(bot, settings.bot_fields(), request.user.get_username())
+    except services.BotError as error:
+        raise _refusal(error) from None
+    return _bot(bot_id)
+
+
+@router.delete("/bots/{uuid:bot_id}", auth=TRADERS, response=responses({204: None}, 404, 409, 403))
+def delete_bot(request, bot_id: UUID):
+    """Refused (409) while the bot runs, holds a position or has an open order."""
+    bot = get_object_or_404(Bot, pk=bot_id)
+    try:
+        services.delete_bot(bot, request.user.get_username())
+    except services.BotError as error:
+        raise ApiError(409, error.message, error.fields) from None
+    return Status(204, None)
+
+
+def _lifecycle(request, bot_id: UUID, action: str):
+    bot = get_object_or_404(Bot, pk=bot_id)
+    try:
+        LIFECYCLE[action](bot, request.user.get_username())
+    except services.BrokerUnreachable as error:
+        raise ApiError(503, error.message) from None
+    except services.BotError as error:
+        raise ApiError(409, error.message) from None
+    return _bot(bot_id)
+
+
+LIFECYCLE_RESPONSES = responses({200: BotOut}, 404, 409, 503, *MUTATION_ERRORS)
+
+
+@router.post("/bots/{uuid:bot_id}/start", auth=TRADERS, response=LIFECYCLE_RESPONSES)
+def start_bot(request, bot_id: UUID):
+    """Start trading, if its capital fits in the buying power of this moment."""
+    return _lifecycle(request, bot_id, "start")
+
+
+@router.post("/bots/{uuid:bot_id}/pause", auth=TRADERS, response=LIFECYCLE_RESPONSES)
+def pause_bot(request, bot_id: UUID):
+    return _lifecycle(request, bot_id, "pause")
+
+
+@router.post("/bots/{uuid:bot_id}/stop", auth=TRADERS, response=LIFECYCLE_RESPONSES)
+def stop_bot(request, bot_id: UUID):
+    return _lifecycle(request, bot_id, "stop")
+
+
+@router.get(
+    "/bots/{uuid:bot_id}/status-changes", response=responses({200: list[StatusChangeOut]}, 404)
+)
+@paginate(KeysetPagination, ordering=("-created_at", "-id"))
+def bot_status_changes(request, bot_id: UUID):
+    """Who or what changed the bot's status, and why; newest first."""
+    return get_object_or_404(Bot, pk=bot_id).status_changes.all()
+
+
+@router.get("/bots/{uuid:bot_id}/chart", response=responses({200: ChartOut}, 404, 503))
+def bot_chart(request, bot_id: UUID):
+    """The bot page's chart: recent bars, the enabled indicators over them, and the signals."""
+    chart = charts.price_chart(get_object_or_404(Bot, pk=bot_id))
+    if chart["chart"] is None:
+        raise ApiError(503, chart["chart_error"])
+    return chart["chart"]

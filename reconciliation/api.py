@@ -1,21 +1,46 @@
-"""GET /api/account/reconcile: a reconciliation report as JSON. Read-only as far as the books
-go: it changes no Trade (the run is recorded in the history like every other)."""
+"""JSON API for reconciliation: run one, and the stored runs with everything they found."""
 
-from django.http import JsonResponse
+from datetime import datetime
 
-from tradebots.api import api_methods, json_error
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+from ninja.pagination import paginate
+
+from tradebots.api import TRADERS, ApiError, responses
+from tradebots.pagination import KeysetPagination
 
 from . import services
 from .forms import ReconcileForm
 from .models import ReconciliationRun
+from .schemas import RunOut, RunSummaryOut
+
+router = Router(tags=["reconciliation"])
 
 
-@api_methods("GET")
-def reconcile(request):
-    form = ReconcileForm(request.GET)
+class ReconcileParams(Schema):
+    limit: int | None = Field(
+        None,
+        ge=1,
+        le=services.MAX_LIMIT,
+        description=f"Closed broker orders to compare, newest first (default "
+        f"{services.DEFAULT_LIMIT}; with `since`, up to {services.MAX_LIMIT}).",
+    )
+    since: datetime | None = Field(
+        None, description="Only orders after this time (ISO 8601; the server's zone if none)."
+    )
+
+
+@router.get("/account/reconcile", auth=TRADERS, response=responses({200: RunOut}, 403, 503))
+def reconcile(request, params: Query[ReconcileParams]):
+    """Run a reconciliation now and answer its report. It changes no trade or position; the run
+    is stored in the history like every other. 503 when the broker cannot be reached."""
+    since = params.since
+    if since is not None and timezone.is_naive(since):
+        since = timezone.make_aware(since)
+    form = ReconcileForm({"limit": params.limit, "since": since})
     if not form.is_valid():
-        fields = {name: " ".join(errors) for name, errors in form.errors.items()}
-        return json_error("Invalid parameters", 400, fields=fields)
+        raise ApiError(400, "Invalid parameters", form.errors)
     run = services.reconcile(
         trigger=ReconciliationRun.Trigger.API,
         started_by=request.user.get_username(),
@@ -23,5 +48,18 @@ def reconcile(request):
         since=form.cleaned_data["since"],
     )
     if run.failed:
-        return json_error(run.error, 503)
-    return JsonResponse(services.report(run))
+        raise ApiError(503, run.error)
+    return run
+
+
+@router.get("/reconciliation/runs", response=responses({200: list[RunSummaryOut]}))
+@paginate(KeysetPagination, ordering=("-started_at", "-id"))
+def list_runs(request):
+    """Every stored run, newest first, without its lists (see a run for those)."""
+    return ReconciliationRun.objects.defer("discrepancies", "external_orders", "unmanaged_holdings")
+
+
+@router.get("/reconciliation/runs/{int:run_id}", response=responses({200: RunOut}, 404))
+def get_run(request, run_id: int):
+    """A run with every discrepancy, external order and unmanaged holding it found."""
+    return get_object_or_404(ReconciliationRun, pk=run_id)

@@ -442,37 +442,6 @@ def in_flight_grace() -> timedelta:
     )
 
 
-def report(run: ReconciliationRun) -> dict:
-    """The run as JSON (the API and ``reconcile --json``)."""
-    return {
-        "id": run.pk,
-        "outcome": run.outcome,
-        "summary": run.summary,
-        "error": run.error or None,
-        "trigger": run.trigger,
-        "started_by": run.started_by,
-        "last_checked": _iso(run.started_at),
-        "duration_ms": run.duration_ms,
-        "window": {
-            "start": _iso(run.window_start),
-            "end": _iso(run.window_end),
-            "limit": run.limit,
-            "since": _iso(run.since),
-            "limit_reached": run.limit_reached,
-        },
-        "orders_checked": run.orders_checked,
-        "synced_count": run.synced_count,
-        "discrepancy_count": run.discrepancy_count,
-        "external_count": run.external_count,
-        "unlinked_trades": run.unlinked_trades,
-        "in_flight": run.in_flight,
-        "discrepancies": run.discrepancies,
-        "external_orders": run.external_orders,
-        "holdings_checked": run.holdings_checked,
-        "unmanaged_holdings": run.unmanaged_holdings,
-    }
-
-
 def last_run() -> ReconciliationRun | None:
     return ReconciliationRun.objects.order_by("-started_at", "-id").first()
 

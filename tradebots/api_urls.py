@@ -1,21 +1,22 @@
-"""Every JSON endpoint, under /api/ (login or bearer token required, errors as {"error": ...})."""
+"""Every JSON endpoint, under /api/: the NinjaAPI of tradebots.api with each app's router."""
 
-from django.urls import path
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
 
-from accounts import api as accounts_api
-from bots import api as bots_api
-from reconciliation import api as reconciliation_api
-from trading import api as trading_api
+from accounts.api import router as accounts_router
+from bots.api import router as bots_router
+from reconciliation.api import router as reconciliation_router
+from trading.api import router as trading_router
 
-urlpatterns = [
-    path("me", accounts_api.me, name="api-me"),
-    path("account", accounts_api.account, name="api-account"),
-    path("positions", trading_api.positions, name="api-positions"),
-    path("positions/<int:pk>/close", trading_api.close_position, name="api-position-close"),
-    path("bots", bots_api.bots, name="api-bots"),
-    path("bots/<uuid:pk>", bots_api.bot, name="api-bot"),
-    path("bots/<uuid:pk>/start", bots_api.bot_lifecycle, {"action": "start"}, name="api-bot-start"),
-    path("bots/<uuid:pk>/pause", bots_api.bot_lifecycle, {"action": "pause"}, name="api-bot-pause"),
-    path("bots/<uuid:pk>/stop", bots_api.bot_lifecycle, {"action": "stop"}, name="api-bot-stop"),
-    path("account/reconcile", reconciliation_api.reconcile, name="api-account-reconcile"),
-]
+from .api import answer_in_json, api
+
+for router in (accounts_router, bots_router, trading_router, reconciliation_router):
+    api.add_router("", router)
+
+api_patterns, api_app_name, api_namespace = api.urls
+for pattern in api_patterns:
+    # The API authenticates every operation itself (token or session, 401 in JSON) and the docs
+    # views carry their own login check: the site-wide login redirect is not for them.
+    pattern.callback = login_not_required(answer_in_json(pattern.callback))
+
+urlpatterns = [path("", include((api_patterns, api_app_name), namespace=api_namespace))]

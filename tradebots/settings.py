@@ -103,6 +103,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "channels",
+    # django-ninja: the JSON API; as an app, /api/docs serves its vendored Swagger UI files.
+    "ninja",
     "tradebots",
     "accounts",
     "bots",
@@ -118,7 +120,6 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "tradebots.middleware.ApiTokenMiddleware",
     "tradebots.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -128,6 +129,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "tradebots.urls"
+# Request bodies beyond this are refused with 413 (forms and API documents are a few KB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 ASGI_APPLICATION = "tradebots.asgi.application"
 
 TEMPLATES = [

@@ -18,5 +18,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "tradebots.views.bad_request"
 handler404 = "tradebots.views.not_found"
 handler500 = "tradebots.views.server_error"

@@ -1,14 +1,16 @@
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django.views.defaults import bad_request as defaults_bad_request
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as defaults_server_error
 from kombu.exceptions import OperationalError
 
 from . import health, live
-from .api import api_not_found, api_server_error, is_api_request
+from .api import api_not_found, api_server_error, is_api_request, json_error, request_too_large
 from .tasks import ping_worker
 
 
@@ -37,6 +39,18 @@ def ping_worker_view(request):
     except OperationalError:
         return HttpResponse(live.render_toast("Could not reach the task queue (Redis).", "error"))
     return HttpResponse(live.render_toast("Ping sent; the worker's answer arrives live.", "info"))
+
+
+def bad_request(request, exception):
+    """Django's answer to a request it refuses outright (SuspiciousOperation), e.g. a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE: that one is a 413, for pages and the API alike."""
+    if isinstance(exception, RequestDataTooBig):
+        if is_api_request(request):
+            return request_too_large()
+        return HttpResponse("Request body too large.", status=413, content_type="text/plain")
+    if is_api_request(request):
+        return json_error("Bad request", 400)
+    return defaults_bad_request(request, exception)
 
 
 def not_found(request, exception):

@@ -1,107 +1,292 @@
-"""JSON API for positions: what each bot holds, and what the broker holds that no bot owns."""
+"""JSON API for the books: trades, what each bot holds (open and closed positions), what the
+broker holds that no bot owns, and getting out (one position, unmanaged shares, everything)."""
 
-from decimal import Decimal
+import logging
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
 
-from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Field, Path, Query, Router, Schema
+from ninja.pagination import paginate
+from ninja.responses import Status
 
-from tradebots.api import api_methods, json_error
+from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, responses
+from tradebots.money import Money, plain_decimal
+from tradebots.pagination import KeysetPagination
 
 from . import emergency
 from .broker import BrokerError, get_broker
-from .models import Position
-from .positions import OpenPositionRow, find_unmanaged, tracked_quantities
+from .models import Position, Trade
+from .positions import OpenPositionRow, unmanaged_positions
+
+logger = logging.getLogger(__name__)
+
+router = Router(tags=["trading"])
+
+Side = Literal[tuple(Trade.Side.values)]
+TradeStatus = Literal[tuple(Trade.Status.values)]
+Origin = Literal[tuple(Trade.Origin.values)]
+# A ticker as bots.forms accepts it, in any case.
+SYMBOL_PATTERN = r"^[A-Za-z][A-Za-z0-9.]{0,11}$"
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+# --- trades ------------------------------------------------------------------------------------
 
 
-def _managed_json(row: OpenPositionRow) -> dict:
-    position = row.position
+class FillsOut(Schema):
+    """What the broker filled of the order, as the Trade carries it: the filled quantity and
+    the average price over all fills (no record per individual fill is kept)."""
+
+    filled_qty: Money
+    average_price: Money | None
+
+
+class TradeOut(Schema):
+    id: int
+    bot_id: UUID | None = Field(description="Null for unmanaged closes and deleted bots.")
+    bot_name: str | None
+    position_id: int | None
+    symbol: str
+    side: Side
+    qty: Money
+    filled_qty: Money
+    price: Money | None = Field(description="Average fill price.")
+    status: TradeStatus
+    client_order_id: str | None
+    order_id: str | None = Field(description="The broker's order id.")
+    reason: str | None
+    origin: Origin
+    error_message: str
+    created_at: datetime
+    submitted_at: datetime | None
+    filled_at: datetime | None
+    updated_at: datetime
+    fills: FillsOut
+
+    @staticmethod
+    def resolve_bot_name(trade: Trade) -> str | None:
+        return trade.bot.name if trade.bot else None
+
+    @staticmethod
+    def resolve_fills(trade: Trade) -> dict:
+        return {"filled_qty": trade.filled_qty, "average_price": trade.price}
+
+
+class TradeFilters(Schema):
+    bot: UUID | None = Field(None, description="A bot's id.")
+    symbol: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Ticker, e.g. AAPL.")
+    side: Side | None = None
+    status: TradeStatus | None = None
+    since: datetime | None = Field(
+        None, description="Trades created at or after this time (ISO 8601; UTC if no offset)."
+    )
+
+
+@router.get("/trades", response=responses({200: list[TradeOut]}))
+@paginate(KeysetPagination, ordering=("-created_at", "-id"))
+def list_trades(request, filters: Query[TradeFilters]):
+    """Every order intent of every bot, newest first."""
+    trades = Trade.objects.select_related("bot")
+    if filters.bot:
+        trades = trades.filter(bot_id=filters.bot)
+    if filters.symbol:
+        trades = trades.filter(symbol=filters.symbol.upper())
+    if filters.side:
+        trades = trades.filter(side=filters.side)
+    if filters.status:
+        trades = trades.filter(status=filters.status)
+    if filters.since:
+        since = filters.since
+        if timezone.is_naive(since):
+            since = since.replace(tzinfo=UTC)
+        trades = trades.filter(created_at__gte=since)
+    return trades
+
+
+@router.get("/trades/{int:trade_id}", response=responses({200: TradeOut}, 404))
+def get_trade(request, trade_id: int):
+    return get_object_or_404(Trade.objects.select_related("bot"), pk=trade_id)
+
+
+# --- positions ---------------------------------------------------------------------------------
+
+
+class PositionOut(Schema):
+    id: int
+    bot_id: UUID | None = Field(description="Null when the bot was deleted.")
+    bot_name: str | None
+    symbol: str
+    qty: Money
+    avg_entry_price: Money
+    entry_reason: str
+    stop_loss_price: Money | None
+    take_profit_price: Money | None
+    is_open: bool
+    opened_at: datetime
+
+    @staticmethod
+    def resolve_bot_name(position: Position) -> str | None:
+        return position.bot.name if position.bot else None
+
+
+class OpenPositionOut(PositionOut):
+    current_price: Money | None = Field(description="Null when the broker did not answer.")
+    market_value: Money | None
+    unrealized_pl: Money | None
+    unrealized_pct: Money | None
+    closing: bool = Field(description="A sell of it is in flight.")
+
+
+class ClosedPositionOut(PositionOut):
+    exit_price: Money | None
+    realized_pnl: Money | None
+    closed_at: datetime | None
+
+
+class UnmanagedPositionOut(Schema):
+    symbol: str
+    qty: Money = Field(description="What the broker holds beyond our books (negative: short).")
+    broker_qty: Money = Field(description="The broker's whole position.")
+    avg_entry_price: Money
+    current_price: Money | None
+    market_value: Money | None
+    unrealized_pl: Money | None
+
+
+def _valued(positions: list[Position]) -> list[Position]:
+    """The page's positions at the broker's latest prices (one broker call), with whether a
+    sell of each is in flight. Without prices the positions are still listed."""
+    symbols = sorted({position.symbol for position in positions})
+    try:
+        prices = get_broker().get_latest_prices(symbols) if symbols else {}
+    except BrokerError:
+        logger.warning("Latest prices unavailable for %s", ", ".join(symbols), exc_info=True)
+        prices = {}
+    closing = set(
+        Trade.objects.filter(
+            position__in=positions, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
+        ).values_list("position_id", flat=True)
+    )
+    for position in positions:
+        row = OpenPositionRow(position, prices.get(position.symbol), position.pk in closing)
+        position.current_price = row.price
+        position.market_value = row.market_value
+        position.unrealized_pl = row.unrealized_pnl
+        position.unrealized_pct = row.unrealized_pct
+        position.closing = row.closing
+    return positions
+
+
+@router.get("/positions", response=responses({200: list[OpenPositionOut]}))
+@paginate(KeysetPagination, ordering=("-opened_at", "-id"), rows=_valued)
+def list_open_positions(request):
+    """Open positions of our bots, newest first, valued at the broker's latest prices."""
+    return Position.objects.filter(is_open=True).select_related("bot")
+
+
+@router.get("/positions/closed", response=responses({200: list[ClosedPositionOut]}))
+@paginate(KeysetPagination, ordering=("-closed_at", "-id"))
+def list_closed_positions(request):
+    """Closed positions with their realized P&L, most recently closed first."""
+    return Position.objects.filter(is_open=False, closed_at__isnull=False).select_related("bot")
+
+
+@router.get("/positions/unmanaged", response=responses({200: list[UnmanagedPositionOut]}, 503))
+@paginate(KeysetPagination, ordering=("symbol",))
+def list_unmanaged_positions(request):
+    """What the broker holds that no bot owns (beyond our open positions and open buys)."""
+    try:
+        return unmanaged_positions()
+    except BrokerError as error:
+        raise ApiError(503, f"Broker unreachable: {error}") from None
+
+
+# --- getting out -------------------------------------------------------------------------------
+
+
+class BotBrief(Schema):
+    id: UUID
+    name: str
+    status: str
+
+
+class CloseOut(Schema):
+    message: str
+    confirmed: bool = Field(description="Whether the broker has acknowledged the sell.")
+    already_in_flight: bool
+    trade: TradeOut
+    bot: BotBrief | None
+
+
+class CloseUnmanagedOut(Schema):
+    message: str
+    trade: TradeOut
+
+
+class EmergencyStopOut(Schema):
+    message: str
+    closed: list[CloseOut]
+    paused: list[BotBrief]
+    failed: list[str] = Field(description="Positions that could not be closed, and why.")
+
+
+@router.post(
+    "/positions/{int:position_id}/close",
+    auth=TRADERS,
+    response=responses({200: CloseOut, 202: CloseOut}, 404, 409, 502, *MUTATION_ERRORS),
+)
+def close_position(request, position_id: int, pause_bot: bool = True):
+    """Emergency sell: the whole position at market, and (unless ``pause_bot=false``) pause its
+    bot. 202 when the broker has not confirmed yet: the sell is followed until it does."""
+    position = get_object_or_404(Position, pk=position_id)
+    try:
+        result = emergency.close_position(
+            position, request.user.get_username(), pause_bot=pause_bot
+        )
+    except emergency.CloseRefused as refused:
+        raise ApiError(refused.status, refused.message) from None
+    return Status(200 if result.confirmed else 202, _close_json(result))
+
+
+def _close_json(result: emergency.CloseResult) -> dict:
     return {
-        "id": position.pk,
-        "managed": True,
-        "bot_id": str(position.bot_id) if position.bot_id else None,
-        "bot_name": position.bot.name if position.bot else None,
-        "symbol": position.symbol,
-        "qty": str(position.qty),
-        "avg_entry_price": str(position.avg_entry_price),
-        "current_price": _money(row.price),
-        "unrealized_pl": _money(row.unrealized_pnl),
-        "entry_reason": position.entry_reason,
-        "opened_at": position.opened_at.isoformat(),
+        "message": result.message,
+        "confirmed": result.confirmed,
+        "already_in_flight": result.already_in_flight,
+        "trade": result.trade,
+        "bot": result.bot,
     }
 
 
-@api_methods("GET")
-def positions(request):
+@router.post(
+    "/positions/unmanaged/{symbol}/close",
+    auth=TRADERS,
+    response=responses({200: CloseUnmanagedOut}, 404, 409, 502, 503, *MUTATION_ERRORS),
+)
+def close_unmanaged(request, symbol: str = Path(..., pattern=SYMBOL_PATTERN)):
+    """Close what the broker holds of ``symbol`` beyond our books; no bot is affected."""
     try:
-        broker_positions = get_broker().list_positions()
-    except BrokerError as error:
-        return json_error(f"Broker unreachable: {error}", 503)
-    prices = {held.symbol: held.current_price for held in broker_positions}
-    rows = [
-        OpenPositionRow(position, prices.get(position.symbol))
-        for position in Position.objects.filter(is_open=True).select_related("bot")
-    ]
-    managed = [_managed_json(row) for row in rows]
-    unmanaged = [
-        {
-            "id": None,
-            "managed": False,
-            "bot_id": None,
-            "bot_name": None,
-            "symbol": held.symbol,
-            "qty": str(held.qty),
-            "avg_entry_price": str(held.avg_entry_price),
-            "current_price": _money(held.current_price),
-            "unrealized_pl": _money(held.unrealized_pl),
-            "entry_reason": None,
-            "opened_at": None,
-        }
-        for held in find_unmanaged(broker_positions, tracked_quantities())
-    ]
-    return JsonResponse({"positions": managed + unmanaged})
-
-
-@api_methods("POST")
-def close_position(request, pk):
-    """Sell the whole position at market; ?pause_bot=false leaves its bot running."""
-    position = get_object_or_404(Position, pk=pk)
-    pause_raw = request.GET.get("pause_bot", "true").lower()
-    if pause_raw not in ("true", "false"):
-        return json_error("pause_bot must be true or false", 400)
-    try:
-        result = emergency.close_position(
-            position, request.user.get_username(), pause_bot=pause_raw == "true"
-        )
+        trade = emergency.close_unmanaged(symbol.upper(), request.user.get_username())
     except emergency.CloseRefused as refused:
-        return json_error(refused.message, refused.status)
-    trade = result.trade
-    return JsonResponse(
-        {
-            "message": result.message,
-            "confirmed": result.confirmed,
-            "already_in_flight": result.already_in_flight,
-            "trade": {
-                "id": trade.pk,
-                "client_order_id": trade.client_order_id,
-                "order_id": trade.order_id,
-                "symbol": trade.symbol,
-                "side": trade.side,
-                "qty": str(trade.qty),
-                "filled_qty": str(trade.filled_qty),
-                "price": _money(trade.price),
-                "status": trade.status,
-                "reason": trade.reason,
-            },
-            "bot": (
-                {"id": str(result.bot.pk), "name": result.bot.name, "status": result.bot.status}
-                if result.bot
-                else None
-            ),
-        },
-        # 202: accepted for processing, outcome not known yet (the task keeps resolving it).
-        status=200 if result.confirmed else 202,
-    )
+        raise ApiError(refused.status, refused.message) from None
+    except BrokerError as error:
+        raise ApiError(503, f"Broker unreachable: {error}") from None
+    verb = "Sold" if trade.side == Trade.Side.SELL else "Bought back"
+    message = f"{verb} {plain_decimal(trade.qty)} unmanaged {trade.symbol} shares."
+    return {"message": message, "trade": trade}
+
+
+@router.post(
+    "/emergency-stop", auth=TRADERS, response=responses({200: EmergencyStopOut}, *MUTATION_ERRORS)
+)
+def emergency_stop(request):
+    """Sell all & pause all: pause every running bot, then close every managed position."""
+    report = emergency.emergency_stop(request.user.get_username())
+    return {
+        "message": f"Sold {len(report.closed)} position(s), paused {len(report.paused)} bot(s).",
+        "closed": [_close_json(result) for result in report.closed],
+        "paused": report.paused,
+        "failed": report.failed,
+    }

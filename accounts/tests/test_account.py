@@ -51,15 +51,16 @@ def test_api_account_reports_every_figure(user_client, books):
         "broker": "paper_exchange",
         "broker_label": "Paper exchange (simulated)",
         "account_number": exchange.get_account().account_number,
-        "equity": "10000.00",
-        "cash": "10000.00",
-        "buying_power": "10000.00",
-        "portfolio_value": "10000.00",
-        "allocated_capital": "3000.00",
-        "reserved_capital": "2850.00",
-        "deployed_capital": "150.00",
-        "available_capital": "7150.00",
-        "total_realized_gains": "200.00",
+        "equity": "10000",
+        "cash": "10000",
+        "buying_power": "10000",
+        "portfolio_value": "10000",
+        "allocated_capital": "3000",
+        "reserved_capital": "2850",
+        "deployed_capital": "150",
+        "available_capital": "7150",
+        "available_level": "healthy",
+        "total_realized_gains": "200",
         "error": None,
     }
 
@@ -90,8 +91,8 @@ def test_broker_down_still_answers_200_with_our_books(user_client, books, monkey
     assert body["error"] == "Broker unreachable: Alpaca unreachable: ConnectTimeout"
     for name in ("account_number", "equity", "cash", "buying_power", "available_capital"):
         assert body[name] is None
-    assert body["allocated_capital"] == "3000.00"
-    assert body["total_realized_gains"] == "200.00"
+    assert body["allocated_capital"] == "3000"
+    assert body["total_realized_gains"] == "200"
     assert "Broker unreachable" in user_client.get("/").content.decode()
 
 
@@ -128,10 +129,10 @@ def test_a_fully_invested_account_is_not_over_committed(user_client):
     html = user_client.get("/").content.decode()
 
     assert {name: body[name] for name in body if name.endswith("_capital")} == {
-        "allocated_capital": "2500.00",
-        "reserved_capital": "0.00",
-        "deployed_capital": "2500.00",
-        "available_capital": "0.00",
+        "allocated_capital": "2500",
+        "reserved_capital": "0",
+        "deployed_capital": "2500",
+        "available_capital": "0",
     }
     assert 'data-testid="available" class="level-healthy">$0.00' in html
     assert "Over-committed" not in html
@@ -143,7 +144,7 @@ def test_an_idle_bot_beyond_the_buying_power_is_over_committed(user_client):
 
     body = user_client.get("/api/account").json()
 
-    assert (body["reserved_capital"], body["available_capital"]) == ("1000.00", "-500.00")
+    assert (body["reserved_capital"], body["available_capital"]) == ("1000", "-500")
     assert "Over-committed: bots reserve more than the buying power." in (
         user_client.get("/").content.decode()
     )
@@ -180,7 +181,7 @@ def test_realized_gains_per_bot_in_the_api(user_client, books, django_assert_max
     winner, loser = books
 
     with django_assert_max_num_queries(4):
-        listed = {b["id"]: b for b in user_client.get("/api/bots").json()["bots"]}
+        listed = {b["id"]: b for b in user_client.get("/api/bots").json()["results"]}
     single = user_client.get(f"/api/bots/{loser.pk}").json()
 
     assert listed[str(winner.pk)]["realized_gains"] == "275.25"
@@ -252,7 +253,7 @@ def test_tracking_more_than_the_broker_holds_is_not_unmanaged():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_positions_lists_managed_and_unmanaged_rows(user_client, settings):
+def test_the_api_lists_managed_and_unmanaged_positions_apart(user_client, settings):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.orders import place_order
 
@@ -261,16 +262,14 @@ def test_api_positions_lists_managed_and_unmanaged_rows(user_client, settings):
     get_broker().submit_market_order("AAPL", Decimal("2"), OrderSide.BUY, "placed-by-hand-1")
     get_broker().submit_market_order("KO", Decimal("3"), OrderSide.BUY, "placed-by-hand-2")
 
-    rows = user_client.get("/api/positions").json()["positions"]
+    managed = user_client.get("/api/positions").json()["results"]
+    unmanaged = {
+        row["symbol"]: row for row in user_client.get("/api/positions/unmanaged").json()["results"]
+    }
 
-    managed = [row for row in rows if row["managed"]]
-    unmanaged = {row["symbol"]: row for row in rows if not row["managed"]}
-    assert [(r["bot_name"], r["symbol"], r["qty"]) for r in managed] == [
-        ("Holder", "AAPL", "4.000000000")
-    ]
+    assert [(r["bot_name"], r["symbol"], r["qty"]) for r in managed] == [("Holder", "AAPL", "4")]
     assert set(unmanaged) == {"AAPL", "KO"}
-    assert Decimal(unmanaged["AAPL"]["qty"]) == 2 and Decimal(unmanaged["KO"]["qty"]) == 3
-    assert unmanaged["KO"]["bot_id"] is None
+    assert (unmanaged["AAPL"]["qty"], unmanaged["KO"]["qty"]) == ("2", "3")
     assert Decimal(unmanaged["KO"]["current_price"]) > 0
     assert unmanaged["KO"]["unrealized_pl"] is not None
 
@@ -335,3 +334,28 @@ def test_many_fills_schedule_one_account_refresh_per_window(settings, monkeypatc
     assert scheduled == [{"countdown": 60}]
     assert account_calls == []
     redis_client().delete(services.REFRESH_SCHEDULED_KEY)
+
+
+def test_the_api_status_is_the_dashboards_system_panel(user_client, request):
+    from django.core.cache import cache
+
+    from tradebots.health import record_heartbeat
+    from trading.engine import MARKET_STATUS_CACHE_KEY
+
+    record_heartbeat()
+    request.addfinalizer(lambda: cache.delete(MARKET_STATUS_CACHE_KEY))
+    cache.set(MARKET_STATUS_CACHE_KEY, {
+        "is_open": True, "next_open": "2026-12-01T14:30:00+00:00",
+        "next_close": "2026-11-30T21:00:00+00:00", "checked_at": "2026-11-30T15:00:00+00:00",
+    })  # fmt: skip
+
+    body = user_client.get("/api/status").json()
+
+    assert body["database"]["ok"] and body["redis"] == {"ok": True, "detail": "ok"}
+    assert body["worker"]["ok"] is True
+    assert body["market"] == {
+        "is_open": True,
+        "next_open": "2026-12-01T14:30:00Z",
+        "next_close": "2026-11-30T21:00:00Z",
+        "checked_at": "2026-11-30T15:00:00Z",
+    }

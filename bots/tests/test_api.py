@@ -45,13 +45,15 @@ def test_create_and_read_a_bot(user_client, buying_power):
     assert created.status_code == 201
     body = created.json()
     assert body["symbol"] == "MSFT"
-    assert body["capital"] == "2500.00"
+    assert body["capital"] == "2500"
     assert body["status"] == "stopped"
-    assert body["stop_loss_pct"] == "5.00"
+    assert body["stop_loss_pct"] == "5"
     assert body["strategy"]["indicators"]["sma_cross"] == {"enabled": True, "fast": 10, "slow": 30}
     assert body["strategy"]["indicators"]["rsi"]["enabled"] is False
+    assert body["open_position"] is None and body["realized_gains"] == "0"
+    assert body["client_order_id_prefix"] == f"bot-{body['id'].replace('-', '')[:8]}-"
     assert user_client.get(f"/api/bots/{body['id']}").json() == body
-    assert [b["id"] for b in user_client.get("/api/bots").json()["bots"]] == [body["id"]]
+    assert user_client.get("/api/bots").json() == {"results": [body], "next": None}
 
 
 def test_validation_errors_name_the_fields(user_client, buying_power):
@@ -69,7 +71,13 @@ def test_validation_errors_name_the_fields(user_client, buying_power):
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "Invalid bot"
-    assert set(body["fields"]) >= {"capital", "symbol", "sma_cross_fast"}
+    assert body["fields"] == {
+        "capital": ["Capital must be greater than 0."],
+        "symbol": ["Symbol is required."],
+        "strategy.indicators.sma_cross.slow": [
+            "SMA crossover slow period must be longer than the fast period (fast 30, slow 10)."
+        ],
+    }
     assert not Bot.objects.exists()
 
 
@@ -79,18 +87,34 @@ def test_capital_errors_name_the_numbers(user_client, buying_power):
     response = post(user_client, "/api/bots", NEW_BOT)
 
     assert response.status_code == 400
-    assert response.json()["fields"]["capital"] == (
+    assert response.json()["fields"]["capital"] == [
         "Capital $2,500.00 exceeds the available $2,000.00 "
         "(buying power $2,000.00 − reserved $0.00)."
-    )
+    ]
 
 
-@pytest.mark.parametrize("body", ["not json", "[1, 2]", '{"strategy": 5}'])
-def test_malformed_bodies_are_400_json(user_client, body):
+@pytest.mark.parametrize(
+    ("body", "error", "fields"),
+    [
+        ("not json", "The request body is not valid JSON: Expecting value: line 1 column 1 "
+         "(char 0).", {}),
+        ("[1, 2]", "Invalid request body: The request body must be a JSON object.", {}),
+        ('{"strategy": 5}', "Invalid bot", {
+            "name": ["Name is required."], "symbol": ["Symbol is required."],
+            "capital": ["Capital is required."], "strategy": ["Strategy must be an object."]}),
+        ('{"colour": "red"}', "Invalid bot", {
+            "name": ["Name is required."], "symbol": ["Symbol is required."],
+            "capital": ["Capital is required."],
+            "colour": ["Unknown field 'colour' in Bot; use one of name, symbol, capital, "
+                       "timeframe, strategy, stop_loss_pct, take_profit_pct, allow_fractional."]}),
+    ],
+)  # fmt: skip
+def test_malformed_bodies_are_400_json(user_client, body, error, fields):
     response = user_client.post("/api/bots", body, content_type="application/json")
 
     assert response.status_code == 400
-    assert "error" in response.json()
+    assert response.json() == {"error": error, "fields": fields}
+    assert not Bot.objects.exists()
 
 
 def test_update_changes_only_what_is_sent(user_client, buying_power):
@@ -104,6 +128,34 @@ def test_update_changes_only_what_is_sent(user_client, buying_power):
     bot.refresh_from_db()
     assert (bot.name, bot.capital, bot.symbol) == ("After", Decimal("3000"), "AAPL")
     assert bot.strategy["indicators"]["rsi"]["enabled"] is True
+
+
+def test_a_strategy_change_merges_into_the_current_one(user_client):
+    bot = BotFactory()
+    change = {"strategy": {"indicators": {"macd": {"enabled": True}}, "buy_rule": "majority"}}
+
+    response = put(user_client, f"/api/bots/{bot.pk}", change)
+
+    assert response.status_code == 200
+    indicators = response.json()["strategy"]["indicators"]
+    assert indicators["rsi"] == {"enabled": True, "period": 14, "oversold": 30, "overbought": 70}
+    assert indicators["macd"]["enabled"] is True
+    bot.refresh_from_db()
+    assert (bot.strategy["buy_rule"], bot.strategy["sell_rule"]) == ("majority", "rsi")
+
+
+def test_an_invalid_update_changes_nothing(user_client):
+    bot = BotFactory(name="Kept")
+
+    response = put(user_client, f"/api/bots/{bot.pk}", {"name": "", "stop_loss_pct": "100"})
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {
+        "name": ["Name is required."],
+        "stop_loss_pct": ["Stop-loss must be less than 100."],
+    }
+    bot.refresh_from_db()
+    assert bot.name == "Kept" and bot.stop_loss_pct is None
 
 
 def test_lifecycle_endpoints(user_client, buying_power):
@@ -145,7 +197,7 @@ def test_unknown_bot_is_404_json(user_client):
     response = user_client.get("/api/bots/8d0c4f51-6f3f-4c67-9d58-8d0e2f9b1c11")
 
     assert response.status_code == 404
-    assert response.json() == {"error": "Not found"}
+    assert response.json() == {"error": "Not found", "fields": {}}
 
 
 @pytest.mark.parametrize(
@@ -169,7 +221,7 @@ def test_an_exposed_bots_symbol_and_timeframe_are_409(
 
     assert response.status_code == 409
     message = f"'Apple' {held}; its {field} cannot change until it is flat."
-    assert response.json() == {"error": message, "fields": {field: message}}
+    assert response.json() == {"error": message, "fields": {field: [message]}}
     bot.refresh_from_db()
     assert (bot.symbol, bot.timeframe) == ("AAPL", "5Min")
 
@@ -187,7 +239,7 @@ def test_an_exposed_bot_may_lower_capital_while_the_broker_is_down(user_client, 
     raised = put(user_client, f"/api/bots/{bot.pk}", {"capital": "2500"})
 
     assert lowered.status_code == 200
-    assert (lowered.json()["capital"], lowered.json()["name"]) == ("250.00", "Less")
+    assert (lowered.json()["capital"], lowered.json()["name"]) == ("250", "Less")
     assert raised.status_code == 503
     bot.refresh_from_db()
     assert bot.capital == Decimal("250")
@@ -215,3 +267,63 @@ def test_a_flat_bot_is_deleted_through_the_api(user_client):
 
     assert user_client.delete(f"/api/bots/{bot.pk}").status_code == 204
     assert not Bot.objects.exists()
+
+
+def test_bots_come_in_pages_by_name(user_client, django_assert_max_num_queries):
+    for name in ["Delta", "alpha", "Charlie", "Bravo", "Echo"]:
+        BotFactory(name=name)
+    first = user_client.get("/api/bots", {"limit": "2"}).json()
+
+    with django_assert_max_num_queries(4):  # session, user, the page's bots, their positions
+        second = user_client.get("/api/bots", {"limit": "2", "cursor": first["next"]}).json()
+    last = user_client.get("/api/bots", {"limit": "2", "cursor": second["next"]}).json()
+
+    names = [bot["name"] for page in (first, second, last) for bot in page["results"]]
+    assert names == ["Bravo", "Charlie", "Delta", "Echo", "alpha"]
+    assert last["next"] is None
+
+
+def test_the_status_history(user_client, buying_power):
+    buying_power("10000")
+    bot = BotFactory()
+    user_client.post(f"/api/bots/{bot.pk}/start")
+    user_client.post(f"/api/bots/{bot.pk}/pause")
+
+    body = user_client.get(f"/api/bots/{bot.pk}/status-changes").json()
+
+    assert [(c["from_status"], c["to_status"], c["reason"]) for c in body["results"]] == [
+        ("running", "paused", "Paused"),
+        ("stopped", "running", "Started"),
+    ]
+    assert {change["actor"] for change in body["results"]} == {
+        user_client.get("/api/me").json()["username"]
+    }
+
+
+def test_the_chart_of_the_bot_page(user_client):
+    bot = BotFactory(strategy={"indicators": {"sma_cross": {"enabled": True}},
+                               "buy_rule": "sma_cross", "sell_rule": "sma_cross"})  # fmt: skip
+
+    body = user_client.get(f"/api/bots/{bot.pk}/chart").json()
+
+    assert len(body["bars"]) == 150
+    assert {overlay["name"] for overlay in body["overlays"]} == {"SMA fast", "SMA slow"}
+    bar = body["bars"][-1]
+    assert Decimal(bar["low"]) <= Decimal(bar["close"]) <= Decimal(bar["high"])
+    assert all("E" not in bar[price] for price in ("open", "high", "low", "close"))
+
+
+def test_the_chart_says_when_the_broker_is_down(user_client, monkeypatch):
+    bot = BotFactory()
+
+    def down(self, *args, **kwargs):
+        raise BrokerUnavailable("Alpaca unreachable: ConnectTimeout")
+
+    monkeypatch.setattr(PaperBroker, "get_bars", down)
+
+    response = user_client.get(f"/api/bots/{bot.pk}/chart")
+
+    assert response.status_code == 503
+    assert response.json()["error"] == (
+        "Price data unavailable: Alpaca unreachable: ConnectTimeout"
+    )

@@ -47,7 +47,7 @@ def test_the_report(user_client, user, books):
 def test_limit_and_since(user_client, books):
     assert user_client.get(URL, {"limit": "1"}).json()["orders_checked"] == 1
     body = user_client.get(URL, {"since": "2001-01-01T00:00:00Z"}).json()
-    assert body["window"]["since"] == "2001-01-01T00:00:00+00:00"
+    assert body["window"]["since"] == "2001-01-01T00:00:00Z"
     assert body["window"]["limit"] == 10000 and body["orders_checked"] == 3
 
 
@@ -60,6 +60,7 @@ def test_limit_and_since(user_client, books):
         ({"limit": "10001"}, "limit"),
         ({"limit": "-5"}, "limit"),
         ({"since": "not-a-date"}, "since"),
+        ({"since": "2999-01-01T00:00:00Z"}, "since"),
     ],
 )
 def test_bad_parameters_are_400_json(user_client, query, field):
@@ -77,7 +78,7 @@ def test_only_get(user_client):
     response = user_client.post(URL)
 
     assert response.status_code == 405
-    assert response.json()["error"] == "Method POST not allowed; use GET"
+    assert response.json() == {"error": "Method POST not allowed; use GET", "fields": {}}
 
 
 @pytest.mark.django_db
@@ -96,3 +97,55 @@ def test_an_unreachable_broker_is_503_json(user_client, fake):
 
     assert response.status_code == 503
     assert response.json()["error"].startswith("The broker could not be reached")
+
+
+def test_the_runs_newest_first_and_one_run_in_full(user_client, books):
+    trade, missing = books
+    first = user_client.get(URL).json()
+    second = user_client.get(URL, {"limit": "1"}).json()
+
+    page = user_client.get("/api/reconciliation/runs", {"limit": "1"}).json()
+    rest = user_client.get("/api/reconciliation/runs", {"cursor": page["next"]}).json()
+    run = user_client.get(f"/api/reconciliation/runs/{first['id']}").json()
+
+    assert [r["id"] for r in page["results"] + rest["results"]] == [second["id"], first["id"]]
+    assert rest["next"] is None
+    summary = rest["results"][0]
+    assert "discrepancies" not in summary and summary["discrepancy_count"] == 1
+    assert summary["summary"] == "1 order synced, 1 discrepancy found"
+    assert run == first
+    (discrepancy,) = run["discrepancies"]
+    assert (discrepancy["kind"], discrepancy["client_order_id"]) == ("missing_in_db", missing)
+    assert discrepancy["bot"]["id"] == str(trade.bot_id)
+    assert run["unmanaged_holdings"] == [
+        {"symbol": "AAPL", "qty": "2", "broker_qty": "4", "ours": "2",
+         "market_value": run["unmanaged_holdings"][0]["market_value"]},
+    ]  # fmt: skip
+
+
+def test_runs_are_paginated_by_keyset(user_client, django_assert_max_num_queries):
+    from django.utils import timezone
+
+    now = timezone.now()
+    ReconciliationRun.objects.bulk_create(
+        ReconciliationRun(started_at=now, finished_at=now, trigger="schedule", outcome="in_sync")
+        for _ in range(5)
+    )  # the same start time: the id breaks the tie
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        with django_assert_max_num_queries(3):  # session, user, the page
+            page = user_client.get("/api/reconciliation/runs", params).json()
+        seen += [run["id"] for run in page["results"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == sorted(ReconciliationRun.objects.values_list("id", flat=True), reverse=True)
+
+
+@pytest.mark.django_db
+def test_reconciling_needs_the_trade_permission(viewer_client):
+    response = viewer_client.get(URL)
+
+    assert response.status_code == 403
+    assert not ReconciliationRun.objects.exists()

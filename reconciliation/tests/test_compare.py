@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bots.tests.factories import BotFactory
-from reconciliation import services
+from reconciliation import schemas, services
 from reconciliation.models import ReconciliationRun
 from trading.broker import BrokerError
 from trading.models import Position, Trade
@@ -383,14 +383,14 @@ def test_the_report_has_the_issue_shape():
     trade = TradeFactory()
     run = reconcile([order_for(trade), make_order("by-hand")], limit=100)
 
-    body = services.report(run)
+    body = schemas.report(run)
 
     assert body["synced_count"] == 1
     assert body["discrepancies"] == [] and len(body["external_orders"]) == 1
-    assert body["last_checked"] == run.started_at.isoformat()
+    assert body["last_checked"] == run.started_at.isoformat().replace("+00:00", "Z")
     assert body["window"] == {
         "start": None,
-        "end": run.window_end.isoformat(),
+        "end": run.window_end.isoformat().replace("+00:00", "Z"),
         "limit": 100,
         "since": None,
         "limit_reached": False,

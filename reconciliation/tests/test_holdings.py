@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.tests.factories import BotFactory
-from reconciliation import services
+from reconciliation import schemas, services
 from reconciliation.models import ReconciliationRun
 from trading import orders
 from trading.broker import BrokerError, BrokerUnavailable, OrderSide, get_broker
@@ -95,8 +95,11 @@ def test_the_broker_holding_more_is_unmanaged_information_not_a_discrepancy():
         {"symbol": "AAPL", "qty": "7", "broker_qty": "12", "ours": "5", "market_value": "1050.00"},
         {"symbol": "MSFT", "qty": "3", "broker_qty": "3", "ours": "0", "market_value": "1200.00"},
     ]
-    body = services.report(run)
-    assert body["unmanaged_holdings"] == run.unmanaged_holdings
+    body = schemas.report(run)
+    assert body["unmanaged_holdings"] == [
+        {"symbol": "AAPL", "qty": "7", "broker_qty": "12", "ours": "5", "market_value": "1050"},
+        {"symbol": "MSFT", "qty": "3", "broker_qty": "3", "ours": "0", "market_value": "1200"},
+    ]
     assert body["holdings_checked"] == 2 and body["discrepancies"] == []
 
 

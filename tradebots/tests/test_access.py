@@ -20,14 +20,14 @@ def test_anonymous_api_request_gets_401_json(client):
     response = client.get("/api/me")
 
     assert response.status_code == 401
-    assert response.json() == {"error": "Authentication required"}
+    assert response.json() == {"error": "Authentication required", "fields": {}}
 
 
 def test_unknown_api_path_gets_json_404(user_client):
     response = user_client.get("/api/no-such-endpoint")
 
     assert response.status_code == 404
-    assert response.json() == {"error": "Not found"}
+    assert response.json() == {"error": "Not found", "fields": {}}
 
 
 def test_wrong_http_method_on_api_gets_json_405(user_client):
@@ -53,7 +53,7 @@ def test_wrong_bearer_token_is_refused(client, user):
     response = client.get("/api/me", headers={"Authorization": "Bearer not-the-token"})
 
     assert response.status_code == 401
-    assert response.json() == {"error": "Invalid API token"}
+    assert response.json() == {"error": "Invalid API token", "fields": {}}
 
 
 def test_token_of_inactive_user_is_refused(client, user):

@@ -144,7 +144,7 @@ def test_the_api_closes_and_reports(user_client):
     assert body["trade"]["status"] == "filled"
     assert body["bot"] == {"id": str(bot.pk), "name": "Holder", "status": "paused"}
     assert again.status_code == 409
-    assert again.json() == {"error": "The AAPL position is already closed."}
+    assert again.json() == {"error": "The AAPL position is already closed.", "fields": {}}
 
 
 def test_the_api_validates_pause_bot(user_client):
@@ -153,6 +153,10 @@ def test_the_api_validates_pause_bot(user_client):
     response = user_client.post(f"/api/positions/{position.pk}/close?pause_bot=maybe")
 
     assert response.status_code == 400
+    assert response.json() == {
+        "error": "Invalid parameters",
+        "fields": {"pause_bot": ["Input should be a valid boolean, unable to interpret input"]},
+    }
     assert Position.objects.get(pk=position.pk).is_open
 
 

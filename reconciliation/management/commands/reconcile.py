@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reconciliation import services
+from reconciliation import schemas, services
 from reconciliation.forms import ReconcileForm
 from reconciliation.models import ReconciliationRun
 from tradebots.money import format_money
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         if run.failed:
             raise CommandError(run.error, returncode=EXIT_UNREACHABLE)
         if options["json"]:
-            self.stdout.write(json.dumps(services.report(run), indent=2))
+            self.stdout.write(json.dumps(schemas.report(run), indent=2))
         else:
             self._print(run)
         if run.discrepancy_count:
