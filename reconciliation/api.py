@@ -1,13 +1,10 @@
 """JSON API for reconciliation: run one, and the stored runs with everything they found."""
 
-from datetime import datetime
-
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import paginate
 
-from tradebots.api import TRADERS, ApiError, responses
+from tradebots.api import TRADERS, ApiError, Moment, responses
 from tradebots.pagination import KeysetPagination
 
 from . import services
@@ -26,8 +23,10 @@ class ReconcileParams(Schema):
         description=f"Closed broker orders to compare, newest first (default "
         f"{services.DEFAULT_LIMIT}; with `since`, up to {services.MAX_LIMIT}).",
     )
-    since: datetime | None = Field(
-        None, description="Only orders after this time (ISO 8601; the server's zone if none)."
+    since: Moment | None = Field(
+        None,
+        description="Only orders after this time (ISO 8601; the server's time zone, TIME_ZONE, "
+        "when it has no offset).",
     )
 
 
@@ -35,10 +34,7 @@ class ReconcileParams(Schema):
 def reconcile(request, params: Query[ReconcileParams]):
     """Run a reconciliation now and answer its report. It changes no trade or position; the run
     is stored in the history like every other. 503 when the broker cannot be reached."""
-    since = params.since
-    if since is not None and timezone.is_naive(since):
-        since = timezone.make_aware(since)
-    form = ReconcileForm({"limit": params.limit, "since": since})
+    form = ReconcileForm({"limit": params.limit, "since": params.since})
     if not form.is_valid():
         raise ApiError(400, "Invalid parameters", form.errors)
     run = services.reconcile(

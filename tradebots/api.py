@@ -12,14 +12,16 @@ api.py), mounted in tradebots/api_urls.py. What every endpoint shares lives here
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import wraps
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.docs import Swagger
@@ -27,6 +29,7 @@ from ninja.openapi.views import openapi_view
 from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
 from ninja.utils import check_csrf
+from pydantic import AfterValidator
 
 from accounts.tokens import user_for_token
 
@@ -98,6 +101,21 @@ def responses(success: Mapping[int, Any], *errors: int) -> dict[int, Any]:
 
 # Authorization for unsafe requests: documented 403 for the role and 413 for the body size.
 MUTATION_ERRORS = (403, 413)
+
+
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, read in the server's time zone when naive; ValueError when it has no
+    UTC equivalent (the database stores UTC, so it could not be compared)."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("Must fall between the years 1 and 9999 in UTC.") from None
+
+
+# A time parameter: ISO 8601, in the server's time zone (TIME_ZONE) when it has no offset.
+Moment = Annotated[datetime, AfterValidator(in_utc)]
 
 
 # --- authentication ----------------------------------------------------------------------------

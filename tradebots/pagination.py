@@ -25,7 +25,7 @@ from django.db.models import Q, QuerySet
 from ninja import Field, Schema
 from ninja.pagination import PaginationBase
 
-from .api import ApiError
+from .api import ApiError, in_utc
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -156,7 +156,9 @@ def _python_value(model, name: str, raw):
     field = model._meta.pk if name in ("id", "pk") else model._meta.get_field(name)
     try:
         value = field.to_python(raw)
-    except DjangoValidationError:
+        if isinstance(value, datetime):
+            value = in_utc(value)
+    except (DjangoValidationError, ValueError):
         raise _invalid_cursor() from None
     if value is None:
         raise _invalid_cursor()

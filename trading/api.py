@@ -2,17 +2,16 @@
 broker holds that no bot owns, and getting out (one position, unmanaged shares, everything)."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from ninja import Field, Path, Query, Router, Schema
 from ninja.pagination import paginate
 from ninja.responses import Status
 
-from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, responses
+from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, Moment, responses
 from tradebots.money import Money, plain_decimal
 from tradebots.pagination import KeysetPagination
 
@@ -79,8 +78,10 @@ class TradeFilters(Schema):
     symbol: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Ticker, e.g. AAPL.")
     side: Side | None = None
     status: TradeStatus | None = None
-    since: datetime | None = Field(
-        None, description="Trades created at or after this time (ISO 8601; UTC if no offset)."
+    since: Moment | None = Field(
+        None,
+        description="Trades created at or after this time (ISO 8601; the server's time zone, "
+        "TIME_ZONE, when it has no offset).",
     )
 
 
@@ -98,10 +99,7 @@ def list_trades(request, filters: Query[TradeFilters]):
     if filters.status:
         trades = trades.filter(status=filters.status)
     if filters.since:
-        since = filters.since
-        if timezone.is_naive(since):
-            since = since.replace(tzinfo=UTC)
-        trades = trades.filter(created_at__gte=since)
+        trades = trades.filter(created_at__gte=filters.since)
     return trades
 
 

@@ -325,3 +325,15 @@ def test_the_docs_page_uses_the_vendored_swagger_ui(viewer_client):
     assert all(source.startswith("/static/") for source in scripts)
     for source in scripts:
         assert viewer_client.get(source).status_code == 200, source
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+@pytest.mark.parametrize("path", ["/api/trades", "/api/account/reconcile"])
+def test_a_time_without_a_utc_equivalent_is_400(user_client, path, since):
+    response = user_client.get(path, {"since": since})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Invalid parameters",
+        "fields": {"since": ["Must fall between the years 1 and 9999 in UTC."]},
+    }

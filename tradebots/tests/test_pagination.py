@@ -43,9 +43,7 @@ def trades():
         for index in range(120)
     )
     same_moment = timezone.now()
-    Trade.objects.filter(pk__in=[trade.pk for trade in made[40:80]]).update(
-        created_at=same_moment
-    )
+    Trade.objects.filter(pk__in=[trade.pk for trade in made[40:80]]).update(created_at=same_moment)
     return bot
 
 
@@ -83,7 +81,9 @@ def test_filters_and_cursor_together(user_client, trades):
     sells = walk(user_client, "/api/trades", limit=2, side="sell")
 
     assert sells == list(
-        Trade.objects.filter(side="sell").order_by("-created_at", "-id").values_list("id", flat=True)
+        Trade.objects.filter(side="sell")
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
     )
 
 
@@ -97,6 +97,8 @@ def test_filters_and_cursor_together(user_client, trades):
         cursor_of(["2026-11-30T12:00:00+00:00"]),
         cursor_of(["2026-11-30T12:00:00+00:00", 1, 2]),
         cursor_of(["not a time", 1]),
+        cursor_of(["0001-01-01T00:00:00+05:00", 1]),
+        cursor_of(["9999-12-31T23:59:59-05:00", 1]),
         cursor_of(["2026-11-30T12:00:00+00:00", "one"]),
         cursor_of([True, 1]),
         cursor_of([None, 1]),
