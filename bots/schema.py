@@ -12,6 +12,7 @@ other number. Only null or an omitted key means "the default" (for stop-loss and
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -24,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -144,6 +146,11 @@ class IndicatorConfig(_Schema):
     """One indicator's settings. Its fields are labelled "<indicator> <field>" in messages."""
 
     enabled: bool = Field(False, title="enabled")
+
+    @classmethod
+    def field_label(cls, name: str) -> str:
+        """ "RSI period": how messages and the form name one of the indicator's fields."""
+        return f"{cls.label} {cls.model_fields[name].title}"
 
 
 def _longer_than_fast(slow: int, info: ValidationInfo) -> int:
@@ -316,6 +323,18 @@ class BotSettings(_Schema):
         return fields
 
 
+def validate_setting(name: str, value: Any) -> Any:
+    """One BotSettings field on its own, e.g. the symbol a user just typed, for the checks that
+    need the broker; raises ValidationError like the whole model would."""
+    return _setting_adapter(name).validate_python(value)
+
+
+@functools.cache
+def _setting_adapter(name: str) -> TypeAdapter:
+    field = BotSettings.model_fields[name]
+    return TypeAdapter(Annotated[field.annotation, field])
+
+
 # --- messages ----------------------------------------------------------------------------------
 
 # What a failed built-in check says after the field's label: "RSI period" + "must be at least 2".
@@ -391,8 +410,7 @@ def _label(root: type[_Schema] | None, loc: tuple) -> str:
         field = model.model_fields.get(part) if model and isinstance(part, str) else None
         if field is None:
             return str(loc[-1])
-        title = field.title or part
-        label = f"{model.label} {title}" if issubclass(model, IndicatorConfig) else title
+        label = model.field_label(part) if issubclass(model, IndicatorConfig) else field.title
         model = field.annotation if _is_schema(field.annotation) else None
     return label
 
