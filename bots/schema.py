@@ -98,9 +98,9 @@ def _ticker(value: str) -> str:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_not_a_bool)]
-Period = Annotated[WholeNumber, Field(ge=MIN_PERIOD, le=MAX_PERIOD)]
-Level = Annotated[WholeNumber, Field(gt=0, lt=100)]
+# The bool check wraps the bounded int, so the bounds stay in the JSON schema (OpenAPI).
+Period = Annotated[int, Field(ge=MIN_PERIOD, le=MAX_PERIOD), BeforeValidator(_not_a_bool)]
+Level = Annotated[int, Field(gt=0, lt=100), BeforeValidator(_not_a_bool)]
 Deviations = Annotated[
     Decimal, Field(gt=0, le=MAX_BOLLINGER_STD, decimal_places=2), AfterValidator(_plain_decimal)
 ]
@@ -149,7 +149,7 @@ class IndicatorConfig(_Schema):
 
     @classmethod
     def field_label(cls, name: str) -> str:
-        """ "RSI period": how messages and the form name one of the indicator's fields."""
+        """How messages and the form name one of the indicator's fields: "RSI period"."""
         return f"{cls.label} {cls.model_fields[name].title}"
 
 
@@ -403,8 +403,8 @@ def _message(root: type[_Schema] | None, loc: tuple, error: dict) -> str:
 
 
 def _label(root: type[_Schema] | None, loc: tuple) -> str:
-    """ "RSI period" for ("strategy", "indicators", "rsi", "period"), "Capital" for ("capital",):
-    an indicator's fields are named after it, every other field by its title."""
+    """The field's name in messages: an indicator's fields are named after it (("strategy",
+    "indicators", "rsi", "period") is "RSI period"), every other field by its title."""
     model, label = root, root.label if root else "Input"
     for part in loc:
         field = model.model_fields.get(part) if model and isinstance(part, str) else None
