@@ -68,7 +68,13 @@ class BotOut(Schema):
     timeframe: Timeframe
     status: BotStatus
     last_error: str
-    strategy: StrategyConfig
+    strategy: StrategyConfig | None = Field(
+        description="Null when the stored strategy is one the schema refuses (stored before "
+        "every entry point checked it): see strategy_problems."
+    )
+    strategy_problems: list[str] = Field(
+        description="What to fix in the stored strategy; empty when it is valid."
+    )
     stop_loss_pct: Money | None
     take_profit_pct: Money | None
     allow_fractional: bool
@@ -81,6 +87,25 @@ class BotOut(Schema):
     @staticmethod
     def resolve_client_order_id_prefix(bot: Bot) -> str:
         return f"bot-{bot.short_id}-"
+
+    @staticmethod
+    def resolve_strategy(bot: Bot) -> StrategyConfig | None:
+        return _checked_strategy(bot)[0]
+
+    @staticmethod
+    def resolve_strategy_problems(bot: Bot) -> list[str]:
+        return [message for messages in _checked_strategy(bot)[1].values() for message in messages]
+
+
+def _checked_strategy(bot: Bot) -> tuple[StrategyConfig | None, dict[str, list[str]]]:
+    """The bot's stored strategy through the schema: (it, {}) or (None, what to fix by path)."""
+    try:
+        return StrategyConfig.model_validate(bot.strategy), {}
+    except ValidationError as error:
+        return None, {
+            f"strategy.{path}" if path != WHOLE else "strategy": messages
+            for path, messages in validation_errors(error).items()
+        }
 
 
 class StatusChangeOut(Schema):
@@ -130,10 +155,6 @@ def _settings(document: dict) -> BotSettings:
         general = fields.pop(WHOLE, [])
         message = f"Invalid bot: {' '.join(general)}" if general else "Invalid bot"
         raise ApiError(400, message, fields) from None
-
-
-def _current_settings(bot: Bot) -> dict:
-    return {name: getattr(bot, name) for name in BotSettings.model_fields}
 
 
 def _merged(current: dict, changes: dict) -> dict:
@@ -195,7 +216,7 @@ def update_bot(request, bot_id: UUID, payload: Body[BotChanges]):
     is checked against what is available; symbol and timeframe cannot change while the bot is
     exposed."""
     bot = get_object_or_404(Bot, pk=bot_id)
-    settings = _settings(_merged(_current_settings(bot), payload))
+    settings = _settings(_merged(bot.settings_input(), payload))
     try:
         services.update_bot(bot, settings.bot_fields(), request.user.get_username())
     except services.BotError as error:
@@ -253,10 +274,15 @@ def bot_status_changes(request, bot_id: UUID):
     return get_object_or_404(Bot, pk=bot_id).status_changes.all()
 
 
-@router.get("/bots/{uuid:bot_id}/chart", response=responses({200: ChartOut}, 404, 503))
+@router.get("/bots/{uuid:bot_id}/chart", response=responses({200: ChartOut}, 404, 409, 503))
 def bot_chart(request, bot_id: UUID):
-    """The bot page's chart: recent bars, the enabled indicators over them, and the signals."""
-    chart = charts.price_chart(get_object_or_404(Bot, pk=bot_id))
+    """The bot page's chart: recent bars, the enabled indicators over them, and the signals.
+    409 while the stored strategy is invalid (see the bot's strategy_problems)."""
+    bot = get_object_or_404(Bot, pk=bot_id)
+    strategy, problems = _checked_strategy(bot)
+    if strategy is None:
+        raise ApiError(409, "No chart: the strategy is invalid.", problems)
+    chart = charts.price_chart(bot, strategy)
     if chart["chart"] is None:
         raise ApiError(503, chart["chart_error"])
     return chart["chart"]

@@ -12,6 +12,7 @@ other number. Only null or an omitted key means "the default" (for stop-loss and
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -24,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -96,9 +98,9 @@ def _ticker(value: str) -> str:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_not_a_bool)]
-Period = Annotated[WholeNumber, Field(ge=MIN_PERIOD, le=MAX_PERIOD)]
-Level = Annotated[WholeNumber, Field(gt=0, lt=100)]
+# The bool check wraps the bounded int, so the bounds stay in the JSON schema (OpenAPI).
+Period = Annotated[int, Field(ge=MIN_PERIOD, le=MAX_PERIOD), BeforeValidator(_not_a_bool)]
+Level = Annotated[int, Field(gt=0, lt=100), BeforeValidator(_not_a_bool)]
 Deviations = Annotated[
     Decimal, Field(gt=0, le=MAX_BOLLINGER_STD, decimal_places=2), AfterValidator(_plain_decimal)
 ]
@@ -144,6 +146,11 @@ class IndicatorConfig(_Schema):
     """One indicator's settings. Its fields are labelled "<indicator> <field>" in messages."""
 
     enabled: bool = Field(False, title="enabled")
+
+    @classmethod
+    def field_label(cls, name: str) -> str:
+        """How messages and the form name one of the indicator's fields: "RSI period"."""
+        return f"{cls.label} {cls.model_fields[name].title}"
 
 
 def _longer_than_fast(slow: int, info: ValidationInfo) -> int:
@@ -316,6 +323,18 @@ class BotSettings(_Schema):
         return fields
 
 
+def validate_setting(name: str, value: Any) -> Any:
+    """One BotSettings field on its own, e.g. the symbol a user just typed, for the checks that
+    need the broker; raises ValidationError like the whole model would."""
+    return _setting_adapter(name).validate_python(value)
+
+
+@functools.cache
+def _setting_adapter(name: str) -> TypeAdapter:
+    field = BotSettings.model_fields[name]
+    return TypeAdapter(Annotated[field.annotation, field])
+
+
 # --- messages ----------------------------------------------------------------------------------
 
 # What a failed built-in check says after the field's label: "RSI period" + "must be at least 2".
@@ -384,15 +403,14 @@ def _message(root: type[_Schema] | None, loc: tuple, error: dict) -> str:
 
 
 def _label(root: type[_Schema] | None, loc: tuple) -> str:
-    """ "RSI period" for ("strategy", "indicators", "rsi", "period"), "Capital" for ("capital",):
-    an indicator's fields are named after it, every other field by its title."""
+    """The field's name in messages: an indicator's fields are named after it (("strategy",
+    "indicators", "rsi", "period") is "RSI period"), every other field by its title."""
     model, label = root, root.label if root else "Input"
     for part in loc:
         field = model.model_fields.get(part) if model and isinstance(part, str) else None
         if field is None:
             return str(loc[-1])
-        title = field.title or part
-        label = f"{model.label} {title}" if issubclass(model, IndicatorConfig) else title
+        label = model.field_label(part) if issubclass(model, IndicatorConfig) else field.title
         model = field.annotation if _is_schema(field.annotation) else None
     return label
 

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from bots.models import Bot
+from bots.models import Bot, default_strategy
+from bots.schema import StrategyConfig
 from bots.tests.factories import BotFactory
 from trading.broker.base import BrokerUnavailable
 from trading.broker.paper.broker import PaperBroker
@@ -79,6 +80,95 @@ def test_validation_errors_name_the_fields(user_client, buying_power):
         ],
     }
     assert not Bot.objects.exists()
+
+
+def with_strategy(**changes) -> dict:
+    return {**NEW_BOT, "strategy": {**NEW_BOT["strategy"], **changes}}
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (with_strategy(indicators="x"),
+         {"strategy.indicators": "Indicators must be an object."}),
+        ({**NEW_BOT, "strategy": "x"}, {"strategy": "Strategy must be an object."}),
+        ({**NEW_BOT, "capital": 10**40}, {"capital": "Capital must have at most 14 digits."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True, "fast": 10**40}}),
+         {"strategy.indicators.sma_cross.fast": "SMA crossover fast period must be at most 500."}),
+        ({**NEW_BOT, "capital": [1]}, {"capital": "Capital must be a number."}),
+        ({**NEW_BOT, "allow_fractional": {}},
+         {"allow_fractional": "Allow fractional shares must be true or false."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True}, "vwap": {"enabled": True}}),
+         {"strategy.indicators.vwap": "Unknown indicator 'vwap'; use one of rsi, macd, "
+                                      "bollinger, sma_cross, ema_cross, stochastic."}),
+        ({**NEW_BOT, "status": "running"},
+         {"status": "Unknown field 'status' in Bot; use one of name, symbol, capital, "
+                    "timeframe, strategy, stop_loss_pct, take_profit_pct, allow_fractional."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True, "fast": 0}}),
+         {"strategy.indicators.sma_cross.fast": "SMA crossover fast period must be at least 2."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True, "fast": "0"}}),
+         {"strategy.indicators.sma_cross.fast": "SMA crossover fast period must be at least 2."}),
+        ({**NEW_BOT, "stop_loss_pct": 0}, {"stop_loss_pct": "Stop-loss must be greater than 0."}),
+        ({**NEW_BOT, "stop_loss_pct": "0"},
+         {"stop_loss_pct": "Stop-loss must be greater than 0."}),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_400_naming_the_field_never_a_500(user_client, buying_power, body, fields):
+    buying_power("10000")
+
+    response = user_client.post("/api/bots", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    expected = {path: [message] for path, message in fields.items()}
+    assert response.json() == {"error": "Invalid bot", "fields": expected}
+    assert not Bot.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "fields"),
+    [
+        ({**NEW_BOT, "name": "\ud800"}, "Invalid request body",
+         {"name": ["Text must be valid Unicode; a lone surrogate escape such as \\ud800 is "
+                   "not."]}),
+        ({**NEW_BOT, "capital": 10**400},
+         "Numbers in the request body are limited to 100 digits.", {}),
+    ],
+)  # fmt: skip
+def test_what_no_field_can_hold_is_refused_before_the_schema(user_client, body, error, fields):
+    response = user_client.post("/api/bots", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "fields": fields}
+    assert not Bot.objects.exists()
+
+
+def test_null_or_omitted_means_none_or_the_default(user_client, buying_power):
+    buying_power("10000")
+    body = {key: value for key, value in NEW_BOT.items() if key not in ("strategy", "timeframe")}
+
+    created = post(user_client, "/api/bots", {**body, "take_profit_pct": None})
+
+    assert created.status_code == 201
+    bot = Bot.objects.get()
+    assert (bot.timeframe, bot.take_profit_pct) == ("5Min", None)
+    assert bot.strategy == default_strategy()
+
+
+def test_an_update_merges_into_the_strategy_and_null_clears_a_stop_loss(user_client, buying_power):
+    buying_power("10000")
+    bot = BotFactory(stop_loss_pct=Decimal("5"))
+    macd = {"indicators": {"macd": {"enabled": True, "fast": 5}}, "buy_rule": "macd"}
+
+    response = put(user_client, f"/api/bots/{bot.pk}", {"strategy": macd, "stop_loss_pct": None})
+
+    assert response.status_code == 200
+    bot.refresh_from_db()
+    assert bot.stop_loss_pct is None
+    expected = default_strategy()
+    expected["indicators"]["macd"].update(enabled=True, fast=5)
+    expected["buy_rule"] = "macd"
+    assert bot.strategy == StrategyConfig.model_validate(expected).model_dump(mode="json")
+    assert response.json()["strategy"] == bot.strategy
 
 
 def test_capital_errors_name_the_numbers(user_client, buying_power):
@@ -327,3 +417,30 @@ def test_the_chart_says_when_the_broker_is_down(user_client, monkeypatch):
     assert response.json()["error"] == (
         "Price data unavailable: Alpaca unreachable: ConnectTimeout"
     )
+
+
+def test_a_stored_strategy_the_schema_refuses_is_reported_not_a_500(user_client):
+    bot = BotFactory()
+    broken = default_strategy()
+    broken["indicators"]["macd"].update(fast=30, slow=10)  # disabled, so the old code let it be
+    Bot.objects.filter(pk=bot.pk).update(strategy=broken)
+
+    listed = user_client.get("/api/bots").json()["results"][0]
+    chart = user_client.get(f"/api/bots/{bot.pk}/chart")
+
+    assert listed["strategy"] is None
+    assert listed["strategy_problems"] == [
+        "MACD slow period must be longer than the fast period (fast 30, slow 10)."
+    ]
+    assert chart.status_code == 409
+    assert chart.json() == {
+        "error": "No chart: the strategy is invalid.",
+        "fields": {
+            "strategy.indicators.macd.slow": [
+                "MACD slow period must be longer than the fast period (fast 30, slow 10)."
+            ]
+        },
+    }
+    fixed = put(user_client, f"/api/bots/{bot.pk}", {"strategy": {"indicators": {"macd": {
+        "fast": 12, "slow": 26}}}})  # fmt: skip
+    assert fixed.status_code == 200 and fixed.json()["strategy_problems"] == []
