@@ -170,16 +170,16 @@ def run_mixed(args) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from bots.strategy import Strategy
+    from bots.schema import StrategyConfig
     from trading import engine
     from trading.broker.paper.broker import PaperBroker
 
     strategies = [
-        Strategy.from_dict(
+        StrategyConfig.model_validate(
             {"indicators": {"rsi": {"enabled": True, "period": 10 + n},
                             "sma_cross": {"enabled": n % 2 == 0, "fast": 5 + n, "slow": 30 + n}},
              "buy_rule": "majority" if n % 2 == 0 else "rsi", "sell_rule": "rsi"}
-        ).to_dict()
+        ).model_dump(mode="json")
         for n in range(args.strategies)
     ]  # fmt: skip
     symbols = create_bots(args, strategies)

@@ -108,9 +108,9 @@ class BotAdmin(admin.ModelAdmin):
     # --- change: through services.update_bot --------------------------------------------------
 
     def save_model(self, request, obj, form, change):
-        changed = {name: form.cleaned_data[name] for name in form.changed_data}
-        # The form already copied the new values onto obj; the service compares with the stored
-        # bot, so it gets the stored one.
+        # The form copied the new values onto obj, and Bot.clean() normalised them through the
+        # bot schema; the service compares with the stored bot, so it gets the stored one.
+        changed = {name: getattr(obj, name) for name in form.changed_data}
         stored = Bot.objects.get(pk=obj.pk)
         try:
             services.update_bot(stored, changed, request.user.get_username())

@@ -4,13 +4,13 @@ import json
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from pydantic import ValidationError
 
 from tradebots.api import api_methods, json_error
 
 from . import services
-from .forms import BOT_FIELDS, BotForm
 from .models import Bot
-from .strategy import INDICATOR_NAMES, Strategy
+from .schema import BotSettings, validation_errors
 
 LIFECYCLE = {"start": services.start_bot, "pause": services.pause_bot, "stop": services.stop_bot}
 
@@ -53,42 +53,24 @@ def _payload(request) -> dict:
     return payload
 
 
-def _form_data(payload: dict, bot: Bot | None) -> dict:
-    """The flat form fields from the API's nested shape; on update, omitted fields keep their
-    current values."""
-    data = dict(BotForm.initial_for(bot)) if bot else {}
-    data.update({name: payload[name] for name in BOT_FIELDS if name in payload})
-    strategy = payload.get("strategy")
-    if strategy is not None:
-        if not isinstance(strategy, dict):
-            raise BadRequest("strategy must be an object")
-        if bot is None:
-            data.update(Strategy(buy_rule="", sell_rule="").to_flat())
-        for key, params in (strategy.get("indicators") or {}).items():
-            if key not in INDICATOR_NAMES or not isinstance(params, dict):
-                raise BadRequest(f"Unknown indicator {key!r}")
-            data.update({f"{key}_{param}": value for param, value in params.items()})
-        data.update(
-            {rule: strategy[rule] for rule in ("buy_rule", "sell_rule") if rule in strategy}
-        )
-    # Unchecked boxes are absent from a form post; the API says false.
-    return {name: value for name, value in data.items() if value not in (False, None)}
-
-
 def _save(request, bot: Bot | None):
     try:
-        form = BotForm(_form_data(_payload(request), bot))
+        payload = _payload(request)
     except BadRequest as error:
         return json_error(str(error), 400)
-    if not form.is_valid():
-        fields = {name: " ".join(errors) for name, errors in form.errors.items()}
+    # On update, the fields sent replace the stored ones (the strategy as a whole).
+    given = {**bot.settings_input(), **payload} if bot else payload
+    try:
+        settings = BotSettings.model_validate(given)
+    except ValidationError as error:
+        fields = {path: " ".join(messages) for path, messages in validation_errors(error).items()}
         return json_error("Invalid bot", 400, fields=fields)
     actor = request.user.get_username()
     try:
         if bot is None:
-            bot = services.create_bot(form.bot_data(), actor)
+            bot = services.create_bot(settings.bot_fields(), actor)
             return JsonResponse(bot_json(bot), status=201)
-        return JsonResponse(bot_json(services.update_bot(bot, form.bot_data(), actor)))
+        return JsonResponse(bot_json(services.update_bot(bot, settings.bot_fields(), actor)))
     except services.BrokerUnreachable as error:
         return json_error(error.message, 503, fields=error.fields)
     except services.BotExposed as error:

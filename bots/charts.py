@@ -2,7 +2,8 @@
 the strategy's buy and sell rules fired."""
 
 from .models import Bot
-from .strategy import Action, Strategy, indicator_series, warmup_bars
+from .schema import StrategyConfig
+from .strategy import Action, indicator_series, warmup_bars
 
 CHART_BARS = 150
 OVERLAY_COLOURS = {
@@ -21,10 +22,9 @@ def _seconds(timestamp) -> int:
     return int(timestamp.timestamp())
 
 
-def price_chart(bot: Bot) -> dict:
+def price_chart(bot: Bot, strategy: StrategyConfig) -> dict:
     from trading.broker import BrokerError, get_broker
 
-    strategy = Strategy.from_dict(bot.strategy)
     # Fetch enough history that the indicators have values across the whole visible window.
     fetch = CHART_BARS + warmup_bars(strategy)
     try:

@@ -1,65 +1,91 @@
-import re
+"""The bot form: one flat widget per setting for a human, validated as one nested BotSettings.
+
+The widgets parse nothing; the form puts what was typed where the schema expects it
+("rsi_period" -> strategy.indicators.rsi.period) and the schema alone accepts or refuses it, so
+the page, the admin and the JSON API say the same thing about the same value.
+"""
+
 from decimal import Decimal
 
 from django import forms
+from pydantic import ValidationError
 
-from .models import Bot
-from .strategy import INDICATOR_NAMES, RULE_CHOICES, Strategy, flat_fields, validate_strategy
+from .models import Bot, default_strategy
+from .schema import (
+    RULE_CHOICES,
+    BotSettings,
+    IndicatorSet,
+    StrategyConfig,
+    Timeframe,
+    validation_errors,
+)
 
 CAPITAL_HELP = (
     "Available = buying power − reserved; a bot reserves its capital minus what it has "
     "already invested."
 )
-SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,11}$")
-BOT_FIELDS = (
+SETTING_FIELDS = (
     "name", "symbol", "capital", "timeframe", "stop_loss_pct", "take_profit_pct",
     "allow_fractional",
 )  # fmt: skip
 
 
-def _strategy_field(field) -> forms.Field:
-    if field.param == "enabled":
-        return forms.BooleanField(required=False, label=field.label)
-    if isinstance(field.default, Decimal):
-        return forms.DecimalField(required=False, label=field.label, max_digits=6, decimal_places=2)
-    # Periods and levels are whole numbers; ranges are checked by validate_strategy so that the
-    # form, the API and the engine share one rule book.
-    return forms.IntegerField(required=False, label=field.label)
+def _widget_paths() -> dict[str, str]:
+    """Form field -> where its value goes in BotSettings' input."""
+    paths = {name: name for name in SETTING_FIELDS}
+    paths.update(buy_rule="strategy.buy_rule", sell_rule="strategy.sell_rule")
+    for key, indicator in IndicatorSet.model_fields.items():
+        for param in indicator.annotation.model_fields:
+            paths[f"{key}_{param}"] = f"strategy.indicators.{key}.{param}"
+    return paths
+
+
+WIDGET_PATHS = _widget_paths()
+WIDGET_FOR_PATH = {path: widget for widget, path in WIDGET_PATHS.items()}
+
+
+def _text(**attrs) -> forms.Field:
+    # forms.Field passes the text on as typed: the schema parses and checks it.
+    return forms.Field(required=False, **attrs)
+
+
+def _number(step: str, **attrs) -> forms.Field:
+    return _text(widget=forms.NumberInput(attrs={"step": step}), **attrs)
+
+
+def _indicator_fields() -> dict[str, forms.Field]:
+    fields = {}
+    for key, indicator in IndicatorSet.model_fields.items():
+        config = indicator.annotation
+        fields[f"{key}_enabled"] = forms.BooleanField(required=False, label=config.label)
+        for param, info in config.model_fields.items():
+            if param != "enabled":
+                step = "0.01" if info.annotation is Decimal else "1"
+                fields[f"{key}_{param}"] = _number(step, label=config.field_label(param))
+    return fields
 
 
 class BotForm(forms.Form):
-    """A bot's settings and strategy, flat, as both the page and the JSON API submit them."""
+    """A bot's settings and strategy as the bot pages edit them."""
 
-    name = forms.CharField(max_length=100)
-    symbol = forms.CharField(max_length=12, help_text="Ticker, e.g. AAPL")
-    capital = forms.DecimalField(
-        max_digits=14,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        label="Capital ($)",
-        help_text=CAPITAL_HELP,
-    )
-    timeframe = forms.ChoiceField(choices=Bot.Timeframe.choices, initial=Bot.Timeframe.MIN_5)
-    stop_loss_pct = forms.DecimalField(
-        required=False, max_digits=5, decimal_places=2, min_value=Decimal("0.01"),
-        max_value=Decimal("99.99"), label="Stop-loss (%)",
-    )  # fmt: skip
-    take_profit_pct = forms.DecimalField(
-        required=False, max_digits=6, decimal_places=2, min_value=Decimal("0.01"),
-        max_value=Decimal("1000"), label="Take-profit (%)",
-    )  # fmt: skip
+    name = _text()
+    symbol = _text(help_text="Ticker, e.g. AAPL")
+    capital = _number("0.01", label="Capital ($)", help_text=CAPITAL_HELP)
+    timeframe = _text(widget=forms.Select(choices=Timeframe.choices), initial=Timeframe.MIN_5)
+    stop_loss_pct = _number("0.01", label="Stop-loss (%)")
+    take_profit_pct = _number("0.01", label="Take-profit (%)")
     allow_fractional = forms.BooleanField(
         required=False,
         label="Buy fractional shares",
         help_text="Only where the broker allows fractional trading of the symbol.",
     )
-    buy_rule = forms.ChoiceField(choices=RULE_CHOICES, initial="rsi")
-    sell_rule = forms.ChoiceField(choices=RULE_CHOICES, initial="rsi")
+    buy_rule = _text(widget=forms.Select(choices=RULE_CHOICES))
+    sell_rule = _text(widget=forms.Select(choices=RULE_CHOICES))
 
     def __init__(self, *args, validate_url: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        for field in flat_fields():
-            self.fields[field.name] = _strategy_field(field)
+        self.fields.update(_indicator_fields())
+        self.settings: BotSettings | None = None
         if validate_url:
             for name, field in self.fields.items():
                 # Each field is checked on the server as the user leaves it, by the same rules
@@ -77,45 +103,71 @@ class BotForm(forms.Form):
 
     @classmethod
     def initial_for(cls, bot: Bot | None = None) -> dict:
-        if bot is None:
-            return Strategy.default().to_flat()
-        initial = {name: getattr(bot, name) for name in BOT_FIELDS}
-        initial.update(Strategy.from_dict(bot.strategy).to_flat())
-        return initial
-
-    def clean_symbol(self):
-        symbol = self.cleaned_data["symbol"].strip().upper()
-        if not SYMBOL_PATTERN.match(symbol):
-            raise forms.ValidationError("Enter a ticker symbol such as AAPL or BRK.B.")
-        return symbol
-
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Give the bot a name.")
-        return name
+        """The widgets' values: a new bot's defaults, or the bot's settings as stored."""
+        settings = bot.settings_input() if bot else {"strategy": default_strategy()}
+        try:
+            strategy = StrategyConfig.model_validate(settings["strategy"])
+            settings["strategy"] = strategy.model_dump(mode="json")
+        except ValidationError:
+            pass  # shown as stored, so that the user sees what to fix
+        defaults = {"strategy": {"indicators": IndicatorSet().model_dump(mode="json")}}
+        return {**_widget_values(defaults), **_widget_values(settings)}
 
     def clean(self):
         cleaned = super().clean()
-        strategy = Strategy.from_flat(cleaned)
-        for field, message in validate_strategy(strategy).items():
-            if field in self.fields and field not in self.errors:
-                self.add_error(field, message)
-            elif field not in self.fields:
-                self.add_error(None, message)
-        cleaned["strategy"] = strategy.to_dict()
+        try:
+            self.settings = BotSettings.model_validate(_settings_input(cleaned))
+        except ValidationError as error:
+            for path, messages in validation_errors(error).items():
+                for message in messages:
+                    # What no widget shows (e.g. "enable at least one indicator") is the form's.
+                    self.add_error(WIDGET_FOR_PATH.get(path), message)
         return cleaned
 
     def bot_data(self) -> dict:
-        """The model fields, for the services."""
-        data = {name: self.cleaned_data.get(name) for name in BOT_FIELDS}
-        data["strategy"] = self.cleaned_data["strategy"]
-        return data
+        """The model fields, for the services (after is_valid())."""
+        return self.settings.bot_fields()
 
     def indicator_groups(self):
         """The strategy fields grouped per indicator, for the template."""
-        groups = []
-        for key, name in INDICATOR_NAMES.items():
-            bound = [self[f.name] for f in flat_fields() if f.indicator == key]
-            groups.append({"key": key, "name": name, "enabled": bound[0], "params": bound[1:]})
-        return groups
+        return [
+            {
+                "key": key,
+                "name": indicator.annotation.label,
+                "enabled": self[f"{key}_enabled"],
+                "params": [
+                    self[f"{key}_{param}"]
+                    for param in indicator.annotation.model_fields
+                    if param != "enabled"
+                ],
+            }
+            for key, indicator in IndicatorSet.model_fields.items()
+        ]
+
+
+def _settings_input(cleaned: dict) -> dict:
+    """The nested input of BotSettings from the widgets; a blank widget is left out, so the
+    schema's default applies (for stop-loss and take-profit: none)."""
+    data: dict = {}
+    for widget, path in WIDGET_PATHS.items():
+        value = cleaned.get(widget)
+        if value is None or value == "":
+            continue
+        *parents, last = path.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return data
+
+
+def _widget_values(data: dict) -> dict:
+    """The inverse: each widget's value found in nested settings (absent ones left out)."""
+    values = {}
+    for widget, path in WIDGET_PATHS.items():
+        node = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            values[widget] = node
+    return values

@@ -1,14 +1,28 @@
 import uuid
 from decimal import Decimal
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.db.models.functions import Coalesce
+from pydantic import ValidationError as SchemaError
+
+from .schema import BotSettings, StrategyConfig, Timeframe, validation_errors
 
 
 def default_strategy() -> dict:
-    from .strategy import Strategy
+    return StrategyConfig.default().model_dump(mode="json")
 
-    return Strategy.default().to_dict()
+
+def _errors_by_field(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """validation_errors() by model field: "strategy.indicators.rsi.period" is the strategy
+    field's (its messages say which part they are about)."""
+    by_field: dict[str, list[str]] = {}
+    for path, messages in errors.items():
+        field = path.split(".")[0]
+        by_field.setdefault(
+            field if field in BotSettings.model_fields else NON_FIELD_ERRORS, []
+        ).extend(messages)
+    return by_field
 
 
 class BotQuerySet(models.QuerySet):
@@ -38,12 +52,7 @@ class Bot(models.Model):
         PAUSED = "paused", "Paused"
         ERROR = "error", "Error"
 
-    class Timeframe(models.TextChoices):
-        MIN_1 = "1Min", "1 minute"
-        MIN_5 = "5Min", "5 minutes"
-        MIN_15 = "15Min", "15 minutes"
-        HOUR_1 = "1Hour", "1 hour"
-        DAY_1 = "1Day", "1 day"
+    Timeframe = Timeframe
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
@@ -75,6 +84,20 @@ class Bot(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.symbol})"
+
+    def settings_input(self) -> dict:
+        """The bot's current settings as BotSettings reads them (the strategy as stored)."""
+        return {name: getattr(self, name) for name in BotSettings.model_fields}
+
+    def clean(self):
+        """Validate the settings, the strategy JSON included, through the bot schema (the admin
+        comes here), and keep them as the schema normalises them."""
+        try:
+            settings = BotSettings.model_validate(self.settings_input())
+        except SchemaError as error:
+            raise ValidationError(_errors_by_field(validation_errors(error))) from None
+        for name, value in settings.bot_fields().items():
+            setattr(self, name, value)
 
     @property
     def open_position(self):

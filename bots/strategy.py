@@ -1,327 +1,44 @@
-"""A bot's strategy: which indicators it watches, their parameters, and when it buys or sells.
+"""What a bot's strategy says on a series of bars: indicator values, buy / sell / hold, the
+chart's overlays and markers, and the stop-loss / take-profit prices.
 
-Pure functions over plain values: no database, no broker. Indicator maths comes from the `ta`
-library; prices travel as Decimal and are converted to float only for pandas/ta.
+Pure functions over a validated StrategyConfig (bots/schema.py) and plain values: no database,
+no broker. Indicator maths comes from the `ta` library; prices travel as Decimal and are
+converted to float only for pandas/ta.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 from ta.momentum import RSIIndicator, StochasticOscillator
 from ta.trend import MACD, EMAIndicator, SMAIndicator
 from ta.volatility import BollingerBands
 
-# Key -> human name, in the order indicators are shown and evaluated.
-INDICATOR_NAMES: dict[str, str] = {
-    "rsi": "RSI",
-    "macd": "MACD",
-    "bollinger": "Bollinger Bands",
-    "sma_cross": "SMA crossover",
-    "ema_cross": "EMA crossover",
-    "stochastic": "Stochastic",
-}
-MAJORITY = "majority"
-RULE_CHOICES: tuple[tuple[str, str], ...] = ((MAJORITY, "Majority vote"),) + tuple(
-    INDICATOR_NAMES.items()
+from .schema import (
+    INDICATOR_NAMES,
+    MAJORITY,
+    BollingerConfig,
+    EmaCrossConfig,
+    IndicatorConfig,
+    MacdConfig,
+    RsiConfig,
+    SmaCrossConfig,
+    StochasticConfig,
+    StrategyConfig,
 )
 
-MIN_PERIOD = 2
-MAX_PERIOD = 500
-MAX_BOLLINGER_STD = Decimal(10)
 VALUE_PLACES = Decimal("0.0001")
 CENTS = Decimal("0.01")
 
 
-# --- Configuration ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RsiConfig:
-    enabled: bool
-    period: int = 14
-    oversold: int = 30
-    overbought: int = 70
-
-
-@dataclass(frozen=True)
-class MacdConfig:
-    """Votes on the MACD line crossing its signal line."""
-
-    enabled: bool
-    fast: int = 12
-    slow: int = 26
-    signal: int = 9
-
-
-@dataclass(frozen=True)
-class BollingerConfig:
-    enabled: bool
-    window: int = 20
-    std: Decimal = Decimal(2)
-
-
-@dataclass(frozen=True)
-class SmaCrossConfig:
-    enabled: bool
-    fast: int = 10
-    slow: int = 30
-
-
-@dataclass(frozen=True)
-class EmaCrossConfig:
-    enabled: bool
-    fast: int = 12
-    slow: int = 26
-
-
-@dataclass(frozen=True)
-class StochasticConfig:
-    enabled: bool
-    k: int = 14
-    d: int = 3
-    oversold: int = 20
-    overbought: int = 80
-
-
-IndicatorConfig = (
-    RsiConfig | MacdConfig | BollingerConfig | SmaCrossConfig | EmaCrossConfig | StochasticConfig
-)
-CONFIG_CLASSES: dict[str, type[IndicatorConfig]] = {
-    "rsi": RsiConfig,
-    "macd": MacdConfig,
-    "bollinger": BollingerConfig,
-    "sma_cross": SmaCrossConfig,
-    "ema_cross": EmaCrossConfig,
-    "stochastic": StochasticConfig,
-}
-
-PERIOD_PARAMS = frozenset({"period", "fast", "slow", "signal", "window", "k", "d"})
-LEVEL_PARAMS = frozenset({"oversold", "overbought"})
-PARAM_LABELS = {
-    "period": "period",
-    "oversold": "oversold level",
-    "overbought": "overbought level",
-    "fast": "fast period",
-    "slow": "slow period",
-    "signal": "signal period",
-    "window": "window",
-    "std": "standard deviations",
-    "k": "%K period",
-    "d": "%D period",
-}
-
-
-class FlatField(NamedTuple):
-    """One form field of the flat strategy form, e.g. ("rsi_period", "rsi", "period", 14, ...)."""
-
-    name: str
-    indicator: str
-    param: str
-    default: bool | int | Decimal
-    label: str
-
-
-def _param_defaults(key: str) -> dict[str, Any]:
-    return {field.name: field.default for field in dataclasses.fields(CONFIG_CLASSES[key])}
-
-
-def _param_label(key: str, param: str) -> str:
-    """Labels like "RSI period"; the enabled checkbox is labelled by the indicator name alone."""
-    if param == "enabled":
-        return INDICATOR_NAMES[key]
-    return f"{INDICATOR_NAMES[key]} {PARAM_LABELS[param]}"
-
-
-def flat_fields() -> list[FlatField]:
-    """Every indicator field of the flat form (the rules, buy_rule and sell_rule, come apart)."""
-    return [
-        FlatField(
-            name=f"{key}_{param}",
-            indicator=key,
-            param=param,
-            default=False if param == "enabled" else default,
-            label=_param_label(key, param),
-        )
-        for key in INDICATOR_NAMES
-        for param, default in _param_defaults(key).items()
-    ]
-
-
-def _normalise_param(param: str, value: Any) -> Any:
-    """Bring the std to Decimal; leave everything else as given so validation can name bad input."""
-    if param == "std" and isinstance(value, int | float | str) and not isinstance(value, bool):
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            return value
-    return value
-
-
-def _json_value(value: Any) -> Any:
-    # Decimal travels as its exact string ("2.5") so a JSON round-trip gives back the same number.
-    return str(value) if isinstance(value, Decimal) else value
-
-
-def _build_config(key: str, params: Mapping[str, Any]) -> IndicatorConfig:
-    values = {}
-    for param, default in _param_defaults(key).items():
-        value = params.get(param)
-        if param == "enabled":
-            values[param] = bool(value)
-        else:
-            blank = value is None or value == ""
-            values[param] = default if blank else _normalise_param(param, value)
-    return CONFIG_CLASSES[key](**values)
-
-
-@dataclass(frozen=True)
-class Strategy:
-    rsi: RsiConfig = RsiConfig(enabled=False)
-    macd: MacdConfig = MacdConfig(enabled=False)
-    bollinger: BollingerConfig = BollingerConfig(enabled=False)
-    sma_cross: SmaCrossConfig = SmaCrossConfig(enabled=False)
-    ema_cross: EmaCrossConfig = EmaCrossConfig(enabled=False)
-    stochastic: StochasticConfig = StochasticConfig(enabled=False)
-    buy_rule: str = MAJORITY
-    sell_rule: str = MAJORITY
-
-    @classmethod
-    def default(cls) -> Strategy:
-        return cls(rsi=RsiConfig(enabled=True), buy_rule="rsi", sell_rule="rsi")
-
-    def config(self, key: str) -> IndicatorConfig:
-        return getattr(self, key)
-
-    @property
-    def enabled_indicators(self) -> tuple[str, ...]:
-        return tuple(key for key in INDICATOR_NAMES if self.config(key).enabled)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Strategy:
-        """Read the JSONField shape written by to_dict(); what is missing takes its default."""
-        data = data or {}
-        indicators = data.get("indicators") or {}
-        return cls(
-            **{key: _build_config(key, indicators.get(key) or {}) for key in INDICATOR_NAMES},
-            buy_rule=data.get("buy_rule") or MAJORITY,
-            sell_rule=data.get("sell_rule") or MAJORITY,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "indicators": {
-                key: {
-                    param: _json_value(value)
-                    for param, value in dataclasses.asdict(self.config(key)).items()
-                }
-                for key in INDICATOR_NAMES
-            },
-            "buy_rule": self.buy_rule,
-            "sell_rule": self.sell_rule,
-        }
-
-    @classmethod
-    def from_flat(cls, data: Mapping[str, Any]) -> Strategy:
-        """Read flat form fields (rsi_enabled, rsi_period, ..., buy_rule, sell_rule). A blank
-        parameter (None or ""), as a form leaves for a disabled indicator, takes its default."""
-        params: dict[str, dict[str, Any]] = {key: {} for key in INDICATOR_NAMES}
-        for field in flat_fields():
-            params[field.indicator][field.param] = data.get(field.name)
-        return cls(
-            **{key: _build_config(key, params[key]) for key in INDICATOR_NAMES},
-            buy_rule=data.get("buy_rule") or MAJORITY,
-            sell_rule=data.get("sell_rule") or MAJORITY,
-        )
-
-    def to_flat(self) -> dict[str, Any]:
-        flat: dict[str, Any] = {
-            field.name: getattr(self.config(field.indicator), field.param)
-            for field in flat_fields()
-        }
-        flat["buy_rule"] = self.buy_rule
-        flat["sell_rule"] = self.sell_rule
-        return flat
-
-
-# --- Validation -------------------------------------------------------------------------------
-
-
-def _is_whole_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _validate_config(key: str, config: IndicatorConfig) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    params = dataclasses.asdict(config)
-    for param, value in params.items():
-        field_name = f"{key}_{param}"
-        label = _param_label(key, param)
-        if param in PERIOD_PARAMS:
-            if not _is_whole_number(value):
-                errors[field_name] = f"{label} must be a whole number."
-            elif not MIN_PERIOD <= value <= MAX_PERIOD:
-                errors[field_name] = f"{label} must be between {MIN_PERIOD} and {MAX_PERIOD}."
-        elif param in LEVEL_PARAMS:
-            if not _is_whole_number(value):
-                errors[field_name] = f"{label} must be a whole number."
-            elif not 0 < value < 100:
-                errors[field_name] = f"{label} must be above 0 and below 100."
-        elif param == "std":
-            if not isinstance(value, Decimal | int | float) or isinstance(value, bool):
-                errors[field_name] = f"{label} must be a number."
-            elif not (math.isfinite(value) and 0 < value <= MAX_BOLLINGER_STD):
-                errors[field_name] = f"{label} must be greater than 0 and at most 10."
-
-    def both_valid(first: str, second: str) -> bool:
-        """Both parameters exist for this indicator and passed their own checks."""
-        names = {f"{key}_{first}", f"{key}_{second}"}
-        return first in params and second in params and not names & errors.keys()
-
-    if both_valid("fast", "slow") and params["fast"] >= params["slow"]:
-        errors[f"{key}_fast"] = (
-            "Fast period must be shorter than slow period "
-            f"(fast {params['fast']}, slow {params['slow']})."
-        )
-    if both_valid("oversold", "overbought") and params["oversold"] >= params["overbought"]:
-        errors[f"{key}_oversold"] = (
-            "Oversold level must be below overbought level "
-            f"(oversold {params['oversold']}, overbought {params['overbought']})."
-        )
-    return errors
-
-
-def validate_strategy(strategy: Strategy) -> dict[str, str]:
-    """Errors keyed by flat form field name ("rsi_period", "buy_rule", "indicators", ...).
-
-    Only enabled indicators are checked: a disabled one's parameters are never used, and the
-    operator should not be stopped by fields that do not matter.
-    """
-    errors: dict[str, str] = {}
-    enabled = strategy.enabled_indicators
-    if not enabled:
-        errors["indicators"] = "Enable at least one indicator."
-    for key in enabled:
-        errors.update(_validate_config(key, strategy.config(key)))
-    for field_name, side, rule in (
-        ("buy_rule", "Buy", strategy.buy_rule),
-        ("sell_rule", "Sell", strategy.sell_rule),
-    ):
-        if rule == MAJORITY:
-            continue
-        if rule not in INDICATOR_NAMES:
-            errors[field_name] = f"{side} rule must be a majority vote or one of the indicators."
-        elif rule not in enabled:
-            errors[field_name] = f"{side} rule uses {INDICATOR_NAMES[rule]}, which is not enabled."
-    return errors
+# --- Warm-up ----------------------------------------------------------------------------------
 
 
 def _required_bars(key: str, config: IndicatorConfig) -> int:
@@ -343,12 +60,9 @@ def _required_bars(key: str, config: IndicatorConfig) -> int:
     raise ValueError(f"Unknown indicator {key!r}")
 
 
-def warmup_bars(strategy: Strategy) -> int:
+def warmup_bars(strategy: StrategyConfig) -> int:
     """How many bars evaluate() needs to decide: fetch at least this many, oldest first."""
-    return max(
-        (_required_bars(key, strategy.config(key)) for key in strategy.enabled_indicators),
-        default=0,
-    )
+    return max(_required_bars(key, strategy.config(key)) for key in strategy.enabled_indicators)
 
 
 # --- Signals ----------------------------------------------------------------------------------
@@ -482,7 +196,7 @@ def _prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
     )
 
 
-def _compute_all(strategy: Strategy, bars: Sequence[BarLike]) -> dict[str, _Computed]:
+def _compute_all(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[str, _Computed]:
     prices = _prices_frame(bars)
     return {key: _COMPUTE[key](strategy.config(key), prices) for key in strategy.enabled_indicators}
 
@@ -521,7 +235,7 @@ def _rule_reason(rule: str, action: Action) -> str:
     return f"{who} {action} signal"
 
 
-def evaluate(strategy: Strategy, bars: Sequence[BarLike], holding: bool) -> Signal:
+def evaluate(strategy: StrategyConfig, bars: Sequence[BarLike], holding: bool) -> Signal:
     """Decide on the latest bar: not holding, only the buy rule is checked (BUY or HOLD);
     holding, only the sell rule (SELL or HOLD). `bars` are oldest first."""
     computed = _compute_all(strategy, bars)
@@ -533,8 +247,6 @@ def evaluate(strategy: Strategy, bars: Sequence[BarLike], holding: bool) -> Sign
     def hold(reason: str) -> Signal:
         return Signal(Action.HOLD, fired=(), reason=reason, values=values)
 
-    if not strategy.enabled_indicators:
-        return hold("No indicators enabled")
     needed = warmup_bars(strategy)
     if len(bars) < needed:
         return hold(f"Not enough data ({len(bars)} bars, need {needed})")
@@ -550,7 +262,7 @@ def evaluate(strategy: Strategy, bars: Sequence[BarLike], holding: bool) -> Sign
     return Signal(action, fired=fired, reason=_rule_reason(rule, action), values=values)
 
 
-def indicator_series(strategy: Strategy, bars: Sequence[BarLike]) -> dict[str, Any]:
+def indicator_series(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[str, Any]:
     """What a price chart draws over the bars:
 
     {"overlays": {"bollinger": {"upper": [(timestamp, Decimal), ...], "middle": ..., "lower": ...},

@@ -4,13 +4,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pydantic import ValidationError
 
 from tradebots import live
 
 from . import charts, services
 from .forms import BotForm
 from .models import Bot
-from .strategy import INDICATOR_NAMES, RULE_CHOICES, Strategy
+from .schema import (
+    INDICATOR_NAMES,
+    RULE_CHOICES,
+    StrategyConfig,
+    validate_setting,
+    validation_errors,
+)
 
 LIFECYCLE_ACTIONS = {
     "start": services.start_bot,
@@ -37,32 +44,35 @@ def bot_list(request):
     return render(request, "bots/list.html", {"bots": bots, **_capital_context()})
 
 
-def _strategy_summary(bot: Bot) -> dict:
-    strategy = Strategy.from_dict(bot.strategy)
+def _strategy_summary(strategy: StrategyConfig) -> dict:
     rule_names = dict(RULE_CHOICES)
     return {
         "indicators": [
             {
                 "name": INDICATOR_NAMES[key],
-                "params": {
-                    param: value
-                    for param, value in strategy.to_dict()["indicators"][key].items()
-                    if param != "enabled"
-                },
+                "params": strategy.config(key).model_dump(mode="json", exclude={"enabled"}),
             }
             for key in strategy.enabled_indicators
         ],
-        "buy_rule": rule_names.get(strategy.buy_rule, strategy.buy_rule),
-        "sell_rule": rule_names.get(strategy.sell_rule, strategy.sell_rule),
+        "buy_rule": rule_names[strategy.buy_rule],
+        "sell_rule": rule_names[strategy.sell_rule],
     }
 
 
 @require_GET
 def bot_detail(request, pk):
     bot = get_object_or_404(Bot.objects.with_figures(), pk=pk)
-    history = bot.status_changes.all()[:STATUS_HISTORY_LENGTH]
-    context = {"bot": bot, "history": history, "strategy": _strategy_summary(bot)}
-    return render(request, "bots/detail.html", {**context, **charts.price_chart(bot)})
+    context = {"bot": bot, "history": bot.status_changes.all()[:STATUS_HISTORY_LENGTH]}
+    try:
+        strategy = StrategyConfig.model_validate(bot.strategy)
+    except ValidationError as error:
+        # Stored before the schema checked every entry point (the admin did not): say what to
+        # fix rather than fail.
+        problems = [message for found in validation_errors(error).values() for message in found]
+        context.update(strategy_problems=problems, chart_error="No chart: the strategy is invalid.")
+        return render(request, "bots/detail.html", context)
+    context.update(strategy=_strategy_summary(strategy), **charts.price_chart(bot, strategy))
+    return render(request, "bots/detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -112,9 +122,11 @@ def validate_field(request, pk=None):
     form = BotForm(request.POST)
     form.is_valid()
     errors = {name: " ".join(messages_) for name, messages_ in form.errors.items()}
-    if field in ("symbol", "timeframe", "capital") and field not in errors:
-        broker_errors = services.validate_bot_fields({field: form.cleaned_data.get(field)}, bot=bot)
-        errors.update(broker_errors)
+    typed = form.cleaned_data.get(field)
+    if field in ("symbol", "timeframe", "capital") and field not in errors and typed:
+        # Valid as typed (the other fields may not be yet): its value as the schema reads it.
+        value = validate_setting(field, typed)
+        errors.update(services.validate_bot_fields({field: value}, bot=bot))
     return render(
         request,
         "bots/partials/field_error.html",

@@ -22,12 +22,13 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
+from pydantic import ValidationError
 
 from bots import services as bot_services
 from bots.models import Bot
+from bots.schema import StrategyConfig, validation_errors
 from bots.strategy import (
     Action,
-    Strategy,
     evaluate,
     stop_loss_reason,
     take_profit_reason,
@@ -197,7 +198,18 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
         position.bot_id: position
         for position in Position.objects.filter(bot__in=bots, is_open=True)
     }
-    strategies = {bot.pk: Strategy.from_dict(bot.strategy) for bot in bots}
+    strategies, outcomes = {}, []
+    for bot in bots:
+        try:
+            strategies[bot.pk] = StrategyConfig.model_validate(bot.strategy)
+        except ValidationError as error:
+            # Stored before every entry point validated it: this bot waits to be fixed, the
+            # others trade.
+            problems = " ".join(m for found in validation_errors(error).values() for m in found)
+            outcomes.append(_outcome(bot, "error", f"Invalid strategy: {problems}"))
+    bots = [bot for bot in bots if bot.pk in strategies]
+    if not bots:
+        return outcomes
     needed = max(warmup_bars(strategy) for strategy in strategies.values()) + EXTRA_BARS
     broker = get_broker()
     try:
@@ -207,9 +219,10 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
             prices = broker.get_latest_prices(list(batch.symbols))
     except BrokerError as error:
         logger.warning("Market data for %s unavailable: %s", batch, error)
-        return [_outcome(bot, "skipped", f"Market data unavailable: {error}") for bot in bots]
+        skipped = [_outcome(bot, "skipped", f"Market data unavailable: {error}") for bot in bots]
+        return outcomes + skipped
     market = BatchMarket(bars)
-    outcomes, decisions = [], []
+    decisions = []
     for bot in bots:
         try:
             decided = _decide(
@@ -259,8 +272,8 @@ class BatchMarket:
                 self._fractionable[symbol] = False
         return self._fractionable[symbol]
 
-    def get(self, symbol: str, strategy: Strategy, holding: bool):
-        key = (symbol, strategy, holding)  # Strategy is a frozen, hashable dataclass
+    def get(self, symbol: str, strategy: StrategyConfig, holding: bool):
+        key = (symbol, strategy, holding)  # StrategyConfig is a frozen, hashable model
         if key not in self._signals:
             self._signals[key] = evaluate(strategy, self.bars.get(symbol, []), holding=holding)
         return self._signals[key]
@@ -279,7 +292,7 @@ class Decision:
 
 
 def _decide(
-    bot: Bot, strategy: Strategy, price: Decimal | None, position, waiting, market
+    bot: Bot, strategy: StrategyConfig, price: Decimal | None, position, waiting, market
 ) -> "Decision | BotOutcome":
     if waiting is not None:
         return _outcome(bot, "waiting", waiting_message(waiting))

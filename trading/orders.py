@@ -503,9 +503,9 @@ def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
         average = (position.qty * position.avg_entry_price + qty * price) / total
         position.avg_entry_price = average.quantize(PRICE_PLACES)
         position.qty = total
-        if bot and bot.stop_loss_pct:
+        if bot and bot.stop_loss_pct is not None:
             position.stop_loss_price = stop_loss_price(position.avg_entry_price, bot.stop_loss_pct)
-        if bot and bot.take_profit_pct:
+        if bot and bot.take_profit_pct is not None:
             position.take_profit_price = take_profit_price(
                 position.avg_entry_price, bot.take_profit_pct
             )

@@ -2,8 +2,7 @@ from decimal import Decimal
 
 import factory
 
-from bots.models import Bot
-from bots.strategy import Strategy
+from bots.models import Bot, default_strategy
 
 
 class BotFactory(factory.django.DjangoModelFactory):
@@ -14,4 +13,4 @@ class BotFactory(factory.django.DjangoModelFactory):
     symbol = "AAPL"
     capital = Decimal("1000.00")
     timeframe = Bot.Timeframe.MIN_5
-    strategy = factory.LazyFunction(lambda: Strategy.default().to_dict())
+    strategy = factory.LazyFunction(default_strategy)

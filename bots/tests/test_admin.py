@@ -9,6 +9,7 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.urls import reverse
 
 from bots.models import Bot
+from bots.schema import StrategyConfig
 from bots.tests.factories import BotFactory
 from trading.models import Trade
 from trading.tests.factories import PositionFactory, TradeFactory
@@ -219,3 +220,58 @@ def test_django_bulk_delete_is_replaced(admin_client):
     actions = dict(response.context["action_form"].fields["action"].choices)
     assert "delete_selected" not in actions
     assert actions["delete_selected_bots"] == "Delete selected bots"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ({"indicators": {"rsi": {"enabled": True, "period": 0}}, "buy_rule": "rsi"},
+         "RSI period must be at least 2."),
+        ({"indicators": {"rsi": {"enabled": True, "period": "0"}}, "buy_rule": "rsi"},
+         "RSI period must be at least 2."),
+        ({"indicators": "x"}, "Indicators must be an object."),
+        ({"indicators": {"rsi": {"enabled": True}}, "stop_loss": 5},
+         "Unknown field 'stop_loss' in Strategy; use one of indicators, buy_rule, sell_rule."),
+        ([1], "Strategy must be an object."),
+        (5, "Strategy must be an object."),
+    ],
+)  # fmt: skip
+def test_a_bad_strategy_is_an_error_on_the_strategy_field_and_nothing_is_saved(
+    admin_client, user_client, strategy, message
+):
+    bot = BotFactory()
+    stored = bot.strategy
+    url = reverse("admin:bots_bot_change", args=[bot.pk])
+
+    response = admin_client.post(url, change_form(bot, strategy=json.dumps(strategy)))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"strategy": [message]}
+    bot.refresh_from_db()
+    assert bot.strategy == stored
+    assert user_client.get(reverse("bots:detail", args=[bot.pk])).status_code == 200
+
+
+def test_a_zero_stop_loss_is_an_error_in_the_admin(admin_client):
+    bot = BotFactory()
+    url = reverse("admin:bots_bot_change", args=[bot.pk])
+
+    response = admin_client.post(url, change_form(bot, stop_loss_pct="0"))
+
+    errors = response.context["adminform"].form.errors
+    assert errors == {"stop_loss_pct": ["Stop-loss must be greater than 0."]}
+    bot.refresh_from_db()
+    assert bot.stop_loss_pct is None
+
+
+def test_the_admin_stores_the_strategy_as_the_schema_dumps_it(admin_client):
+    bot = BotFactory()
+    given = {"indicators": {"ema_cross": {"enabled": True, "fast": "5"}}, "buy_rule": "ema_cross"}
+    url = reverse("admin:bots_bot_change", args=[bot.pk])
+
+    response = admin_client.post(url, change_form(bot, strategy=json.dumps(given)))
+
+    assert response.status_code == 302
+    bot.refresh_from_db()
+    assert bot.strategy == StrategyConfig.model_validate(given).model_dump(mode="json")
+    assert bot.strategy["indicators"]["ema_cross"] == {"enabled": True, "fast": 5, "slow": 26}

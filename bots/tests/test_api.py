@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from bots.models import Bot
+from bots.models import Bot, default_strategy
+from bots.schema import StrategyConfig
 from bots.tests.factories import BotFactory
 from trading.broker.base import BrokerUnavailable
 from trading.broker.paper.broker import PaperBroker
@@ -69,8 +70,85 @@ def test_validation_errors_name_the_fields(user_client, buying_power):
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "Invalid bot"
-    assert set(body["fields"]) >= {"capital", "symbol", "sma_cross_fast"}
+    assert body["fields"] == {
+        "capital": "Capital must be greater than 0.",
+        "symbol": "Symbol is required.",
+        "strategy.indicators.sma_cross.slow": (
+            "SMA crossover slow period must be longer than the fast period (fast 30, slow 10)."
+        ),
+    }
     assert not Bot.objects.exists()
+
+
+def with_strategy(**changes) -> dict:
+    return {**NEW_BOT, "strategy": {**NEW_BOT["strategy"], **changes}}
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (with_strategy(indicators="x"),
+         {"strategy.indicators": "Indicators must be an object."}),
+        ({**NEW_BOT, "strategy": "x"}, {"strategy": "Strategy must be an object."}),
+        ({**NEW_BOT, "name": "\ud800"},
+         {"name": "Name contains characters that cannot be stored."}),
+        ({**NEW_BOT, "capital": 10**400}, {"capital": "Capital must have at most 14 digits."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True, "fast": 10**400}}),
+         {"strategy.indicators.sma_cross.fast": "SMA crossover fast period must be at most 500."}),
+        ({**NEW_BOT, "capital": [1]}, {"capital": "Capital must be a number."}),
+        ({**NEW_BOT, "allow_fractional": {}},
+         {"allow_fractional": "Allow fractional shares must be true or false."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True}, "vwap": {"enabled": True}}),
+         {"strategy.indicators.vwap": "Unknown indicator 'vwap'; use one of rsi, macd, "
+                                      "bollinger, sma_cross, ema_cross, stochastic."}),
+        ({**NEW_BOT, "status": "running"},
+         {"status": "Unknown field 'status' in Bot; use one of name, symbol, capital, "
+                    "timeframe, strategy, stop_loss_pct, take_profit_pct, allow_fractional."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True, "fast": 0}}),
+         {"strategy.indicators.sma_cross.fast": "SMA crossover fast period must be at least 2."}),
+        (with_strategy(indicators={"sma_cross": {"enabled": True, "fast": "0"}}),
+         {"strategy.indicators.sma_cross.fast": "SMA crossover fast period must be at least 2."}),
+        ({**NEW_BOT, "stop_loss_pct": 0}, {"stop_loss_pct": "Stop-loss must be greater than 0."}),
+        ({**NEW_BOT, "stop_loss_pct": "0"},
+         {"stop_loss_pct": "Stop-loss must be greater than 0."}),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_400_naming_the_field_never_a_500(user_client, buying_power, body, fields):
+    buying_power("10000")
+
+    response = user_client.post("/api/bots", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "Invalid bot", "fields": fields}
+    assert not Bot.objects.exists()
+
+
+def test_null_or_omitted_means_none_or_the_default(user_client, buying_power):
+    buying_power("10000")
+    body = {key: value for key, value in NEW_BOT.items() if key not in ("strategy", "timeframe")}
+
+    created = post(user_client, "/api/bots", {**body, "take_profit_pct": None})
+
+    assert created.status_code == 201
+    bot = Bot.objects.get()
+    assert (bot.timeframe, bot.take_profit_pct) == ("5Min", None)
+    assert bot.strategy == default_strategy()
+
+
+def test_update_replaces_the_strategy_as_a_whole_and_null_clears_a_stop_loss(
+    user_client, buying_power
+):
+    buying_power("10000")
+    bot = BotFactory(stop_loss_pct=Decimal("5"))
+    macd = {"indicators": {"macd": {"enabled": True, "fast": 5}}, "buy_rule": "macd"}
+
+    response = put(user_client, f"/api/bots/{bot.pk}", {"strategy": macd, "stop_loss_pct": None})
+
+    assert response.status_code == 200
+    bot.refresh_from_db()
+    assert bot.stop_loss_pct is None
+    assert bot.strategy == StrategyConfig.model_validate(macd).model_dump(mode="json")
+    assert bot.strategy["indicators"]["rsi"]["enabled"] is False
 
 
 def test_capital_errors_name_the_numbers(user_client, buying_power):

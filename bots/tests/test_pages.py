@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from bots.models import Bot
+from bots.schema import StrategyConfig
 from bots.tests.conftest import bot_form_data
 from bots.tests.factories import BotFactory
 from trading.models import Trade
@@ -68,16 +69,21 @@ def test_creating_a_bot_redirects_to_it(user_client, buying_power):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("capital", "-5", "Ensure this value is greater than or equal to 0.01."),
-        ("capital", "0", "Ensure this value is greater than or equal to 0.01."),
-        ("capital", "lots", "Enter a number."),
-        ("capital", "1e30", "Ensure that there are no more than 14 digits in total."),
+        ("capital", "-5", "Capital must be greater than 0."),
+        ("capital", "0", "Capital must be greater than 0."),
+        ("capital", "lots", "Capital must be a number."),
+        ("capital", "1e30", "Capital must have at most 14 digits."),
         ("capital", "9000", "Capital $9,000.00 exceeds the available $5,000.00"),
         ("symbol", "ZZZZ", "Unknown symbol ZZZZ."),
-        ("symbol", "not a symbol", "Enter a ticker symbol such as AAPL or BRK.B."),
-        ("name", "", "This field is required."),
-        ("rsi_period", "1", "RSI"),
-        ("stop_loss_pct", "0", "Ensure this value is greater than or equal to 0.01."),
+        ("symbol", "not a symbol", "Symbol must be a ticker symbol such as AAPL or BRK.B."),
+        ("name", "", "Name is required."),
+        ("name", "   ", "Name is required."),
+        ("rsi_period", "1", "RSI period must be at least 2."),
+        ("rsi_period", "0", "RSI period must be at least 2."),
+        ("rsi_period", "14.5", "RSI period must be a whole number."),
+        ("stop_loss_pct", "0", "Stop-loss must be greater than 0."),
+        ("take_profit_pct", "0.001", "Take-profit must have at most 2 decimal places."),
+        ("timeframe", "2Min", "Timeframe must be one of"),
     ],
 )
 def test_bad_input_gets_an_inline_error_and_creates_nothing(
@@ -94,16 +100,82 @@ def test_bad_input_gets_an_inline_error_and_creates_nothing(
     assert not Bot.objects.exists()
 
 
-def test_fast_period_not_below_slow_is_an_inline_error(user_client, buying_power):
+def test_slow_period_not_above_fast_is_an_inline_error(user_client, buying_power):
     buying_power("5000")
     data = bot_form_data(sma_cross_enabled="on", sma_cross_fast="30", sma_cross_slow="30")
 
     html = user_client.post(reverse("bots:create"), data).content.decode()
 
+    error_line = html.split('id="error-sma_cross_slow"')[1].split("</div>")[0]
     assert (
-        "Fast period must be shorter than slow period" in html.split('id="error-sma_cross_fast"')[1]
+        "SMA crossover slow period must be longer than the fast period (fast 30, slow 30)."
+        in error_line
     )
     assert not Bot.objects.exists()
+
+
+def test_no_indicator_enabled_is_a_form_error(user_client, buying_power):
+    buying_power("5000")
+    data = bot_form_data(rsi_enabled=None, buy_rule="majority", sell_rule="majority")
+
+    response = user_client.post(reverse("bots:create"), data)
+
+    assert response.context["form"].non_field_errors() == [
+        "Strategy must enable at least one indicator."
+    ]
+    assert 'class="form-error"' in response.content.decode()
+    assert not Bot.objects.exists()
+
+
+def test_the_form_stores_what_the_schema_dumps(user_client, buying_power):
+    buying_power("5000")
+    data = bot_form_data(
+        name="  Spaced  ", symbol=" msft ", capital="1234.50", stop_loss_pct="2.5",
+        rsi_period="9", bollinger_enabled="on", bollinger_std="2.25", buy_rule="majority",
+    )  # fmt: skip
+
+    response = user_client.post(reverse("bots:create"), data)
+
+    assert response.status_code == 302
+    bot = Bot.objects.get()
+    assert (bot.name, bot.symbol, bot.capital) == ("Spaced", "MSFT", Decimal("1234.50"))
+    assert (bot.stop_loss_pct, bot.take_profit_pct) == (Decimal("2.5"), None)
+    assert bot.strategy == StrategyConfig.model_validate(bot.strategy).model_dump(mode="json")
+    assert bot.strategy["indicators"]["rsi"] == {
+        "enabled": True, "period": 9, "oversold": 30, "overbought": 70,
+    }  # fmt: skip
+    assert bot.strategy["indicators"]["bollinger"] == {"enabled": True, "window": 20, "std": "2.25"}
+    assert (bot.strategy["buy_rule"], bot.strategy["sell_rule"]) == ("majority", "rsi")
+
+
+def test_the_edit_form_shows_the_stored_settings(user_client, buying_power):
+    buying_power("5000")
+    strategy = {"indicators": {"macd": {"enabled": True, "fast": 5}}, "buy_rule": "macd"}
+    bot = BotFactory(strategy=strategy, stop_loss_pct=Decimal("3.50"))
+
+    form = user_client.get(reverse("bots:edit", args=[bot.pk])).context["form"]
+
+    assert form["macd_enabled"].value() is True
+    assert (form["macd_fast"].value(), form["macd_slow"].value()) == (5, 26)
+    assert form["rsi_enabled"].value() is False
+    assert (form["buy_rule"].value(), form["sell_rule"].value()) == ("macd", "majority")
+    assert form["stop_loss_pct"].value() == Decimal("3.50")
+
+
+def test_a_bot_with_an_invalid_stored_strategy_shows_what_to_fix(user_client, buying_power):
+    """Stored through the admin before the schema checked it: the page says so, never a 500."""
+    buying_power("5000")
+    broken = {"indicators": {"rsi": {"enabled": True, "period": 0}}, "buy_rule": "rsi"}
+    bot = BotFactory(strategy=broken)
+
+    detail = user_client.get(reverse("bots:detail", args=[bot.pk]))
+    edit = user_client.get(reverse("bots:edit", args=[bot.pk]))
+
+    assert detail.status_code == 200
+    html = detail.content.decode()
+    assert "RSI period must be at least 2." in html.split('data-testid="strategy-problems"')[1]
+    assert "No chart: the strategy is invalid." in html
+    assert edit.context["form"]["rsi_period"].value() == 0
 
 
 def test_a_field_is_validated_as_the_user_leaves_it(user_client, buying_power):

@@ -1,30 +1,29 @@
 """The strategy layer on constructed bar series whose signals are known in advance."""
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from bots.strategy import (
-    INDICATOR_NAMES,
-    Action,
+from bots.schema import (
     BollingerConfig,
     EmaCrossConfig,
+    IndicatorSet,
     MacdConfig,
     RsiConfig,
     SmaCrossConfig,
     StochasticConfig,
-    Strategy,
+    StrategyConfig,
+)
+from bots.strategy import (
+    Action,
     evaluate,
-    flat_fields,
     indicator_series,
     stop_loss_price,
     stop_loss_reason,
     take_profit_price,
     take_profit_reason,
-    validate_strategy,
     warmup_bars,
 )
 
@@ -59,10 +58,18 @@ def make_bars(closes, spread=1):
     return bars
 
 
-def only(key, config, rule=None):
-    """A strategy with one enabled indicator, both rules naming it (or the given rule)."""
-    rule = rule or key
-    return Strategy(**{key: config}, buy_rule=rule, sell_rule=rule)
+def make_strategy(buy_rule="majority", sell_rule="majority", **configs) -> StrategyConfig:
+    return StrategyConfig(
+        indicators=IndicatorSet(**configs), buy_rule=buy_rule, sell_rule=sell_rule
+    )
+
+
+def only(key, config):
+    """A strategy with one enabled indicator, both rules naming it."""
+    return make_strategy(key, key, **{key: config})
+
+
+DEFAULT = StrategyConfig.default()
 
 
 FALLING = [100 - index for index in range(30)]
@@ -73,7 +80,7 @@ RISING = [100 + index for index in range(30)]
 
 
 def test_rsi_buys_a_steadily_falling_series():
-    signal = evaluate(Strategy.default(), make_bars(FALLING), holding=False)
+    signal = evaluate(DEFAULT, make_bars(FALLING), holding=False)
 
     assert signal.action is Action.BUY
     assert signal.fired == ("rsi",)
@@ -82,7 +89,7 @@ def test_rsi_buys_a_steadily_falling_series():
 
 
 def test_rsi_sells_a_steadily_rising_series_when_holding():
-    signal = evaluate(Strategy.default(), make_bars(RISING), holding=True)
+    signal = evaluate(DEFAULT, make_bars(RISING), holding=True)
 
     assert signal.action is Action.SELL
     assert signal.fired == ("rsi",)
@@ -325,19 +332,19 @@ def test_stochastic_sells_when_k_is_above_overbought():
 
 # --- Rules ------------------------------------------------------------------------------------
 
-THREE_INDICATORS = Strategy(
+THREE_INDICATORS = dict(
     rsi=RsiConfig(enabled=True),
     bollinger=BollingerConfig(enabled=True),
     sma_cross=SmaCrossConfig(enabled=True, fast=3, slow=5),
-    buy_rule="majority",
-    sell_rule="majority",
 )
 # Falling steadily, then a plunge: RSI and Bollinger vote buy; the SMAs never cross.
 FALLING_THEN_PLUNGE = [*FALLING[:-1], FALLING[-1] - 10]
 
 
 def test_majority_buys_when_two_of_three_indicators_agree():
-    signal = evaluate(THREE_INDICATORS, make_bars(FALLING_THEN_PLUNGE), holding=False)
+    signal = evaluate(
+        make_strategy(**THREE_INDICATORS), make_bars(FALLING_THEN_PLUNGE), holding=False
+    )
 
     assert signal.action is Action.BUY
     assert signal.fired == ("rsi", "bollinger")
@@ -347,27 +354,27 @@ def test_majority_buys_when_two_of_three_indicators_agree():
 
 def test_majority_holds_when_only_one_of_three_agrees():
     # Without the plunge the close stays inside the Bollinger Bands: only RSI votes buy.
-    signal = evaluate(THREE_INDICATORS, make_bars(FALLING), holding=False)
+    signal = evaluate(make_strategy(**THREE_INDICATORS), make_bars(FALLING), holding=False)
 
     assert signal.action is Action.HOLD
     assert signal.reason == "No signal"
 
 
 def test_majority_needs_more_than_half_so_one_of_two_holds():
-    strategy = Strategy(
+    two = make_strategy(
         rsi=RsiConfig(enabled=True), sma_cross=SmaCrossConfig(enabled=True, fast=3, slow=5)
     )
 
-    signal = evaluate(strategy, make_bars(FALLING), holding=False)
+    signal = evaluate(two, make_bars(FALLING), holding=False)
 
     assert signal.action is Action.HOLD
-    assert evaluate(Strategy.default(), make_bars(FALLING), holding=False).action is Action.BUY
+    assert evaluate(DEFAULT, make_bars(FALLING), holding=False).action is Action.BUY
 
 
 def test_majority_sells_when_two_of_three_agree():
     rising_then_spike = [*RISING[:-1], RISING[-1] + 10]
 
-    signal = evaluate(THREE_INDICATORS, make_bars(rising_then_spike), holding=True)
+    signal = evaluate(make_strategy(**THREE_INDICATORS), make_bars(rising_then_spike), holding=True)
 
     assert signal.action is Action.SELL
     assert signal.fired == ("rsi", "bollinger")
@@ -376,8 +383,8 @@ def test_majority_sells_when_two_of_three_agree():
 
 def test_a_named_rule_ignores_the_other_indicators():
     bars = make_bars(FALLING_THEN_PLUNGE)
-    rsi_rule = replace(THREE_INDICATORS, buy_rule="rsi")
-    sma_rule = replace(THREE_INDICATORS, buy_rule="sma_cross")
+    rsi_rule = make_strategy(buy_rule="rsi", **THREE_INDICATORS)
+    sma_rule = make_strategy(buy_rule="sma_cross", **THREE_INDICATORS)
 
     by_rsi = evaluate(rsi_rule, make_bars(FALLING), holding=False)
     by_sma = evaluate(sma_rule, bars, holding=False)
@@ -391,14 +398,14 @@ def test_a_named_rule_ignores_the_other_indicators():
 
 
 def test_not_holding_only_checks_the_buy_rule():
-    signal = evaluate(Strategy.default(), make_bars(RISING), holding=False)
+    signal = evaluate(DEFAULT, make_bars(RISING), holding=False)
 
     assert signal.action is Action.HOLD
     assert signal.values == {"rsi": {"rsi": Decimal("100.0000")}}
 
 
 def test_holding_only_checks_the_sell_rule():
-    signal = evaluate(Strategy.default(), make_bars(FALLING), holding=True)
+    signal = evaluate(DEFAULT, make_bars(FALLING), holding=True)
 
     assert signal.action is Action.HOLD
     assert signal.reason == "No signal"
@@ -408,7 +415,7 @@ def test_holding_only_checks_the_sell_rule():
 
 
 def test_too_few_bars_hold_with_how_many_are_needed():
-    signal = evaluate(Strategy.default(), make_bars(FALLING[:14]), holding=False)
+    signal = evaluate(DEFAULT, make_bars(FALLING[:14]), holding=False)
 
     assert signal.action is Action.HOLD
     assert signal.reason == "Not enough data (14 bars, need 15)"
@@ -416,7 +423,7 @@ def test_too_few_bars_hold_with_how_many_are_needed():
 
 
 def test_no_bars_at_all_hold():
-    signal = evaluate(Strategy.default(), [], holding=True)
+    signal = evaluate(DEFAULT, [], holding=True)
 
     assert signal.action is Action.HOLD
     assert signal.reason == "Not enough data (0 bars, need 15)"
@@ -435,18 +442,18 @@ def test_no_bars_at_all_hold():
     ],
 )
 def test_warmup_bars_is_the_least_that_gives_values_on_the_last_two_bars(key, config, needed):
-    strategy = only(key, config)
+    one = only(key, config)
     zigzag = [100 + (index * 7) % 5 for index in range(needed)]
 
     def has_all_values(bars):
-        values = evaluate(strategy, bars, holding=False).values[key]
+        values = evaluate(one, bars, holding=False).values[key]
         return all(value is not None for value in values.values())
 
-    assert warmup_bars(strategy) == needed
-    assert evaluate(strategy, make_bars(zigzag), holding=False).reason != (
+    assert warmup_bars(one) == needed
+    assert evaluate(one, make_bars(zigzag), holding=False).reason != (
         f"Not enough data ({needed} bars, need {needed})"
     )
-    short = evaluate(strategy, make_bars(zigzag[:-1]), holding=False)
+    short = evaluate(one, make_bars(zigzag[:-1]), holding=False)
     assert short.reason == f"Not enough data ({needed - 1} bars, need {needed})"
     # With `needed` bars both the last and the previous bar have every value, one bar fewer not.
     assert has_all_values(make_bars(zigzag))
@@ -455,7 +462,7 @@ def test_warmup_bars_is_the_least_that_gives_values_on_the_last_two_bars(key, co
 
 
 def test_warmup_bars_takes_the_most_demanding_enabled_indicator():
-    everything = Strategy(
+    everything = make_strategy(
         rsi=RsiConfig(enabled=True),
         macd=MacdConfig(enabled=True),
         bollinger=BollingerConfig(enabled=True),
@@ -464,250 +471,16 @@ def test_warmup_bars_takes_the_most_demanding_enabled_indicator():
         stochastic=StochasticConfig(enabled=True),
     )
 
-    assert warmup_bars(Strategy.default()) == 15
+    assert warmup_bars(DEFAULT) == 15
     assert warmup_bars(everything) == 35  # MACD: 26 + 9
-    assert warmup_bars(Strategy(sma_cross=SmaCrossConfig(enabled=True, slow=50))) == 51
-    assert warmup_bars(Strategy()) == 0
-
-
-# --- Validation -------------------------------------------------------------------------------
-
-
-def test_the_default_strategy_is_valid():
-    assert validate_strategy(Strategy.default()) == {}
-
-
-def test_every_indicator_enabled_with_defaults_is_valid():
-    data = {"indicators": {key: {"enabled": True} for key in INDICATOR_NAMES}}
-
-    assert validate_strategy(Strategy.from_dict(data)) == {}
-
-
-@pytest.mark.parametrize(
-    ("strategy", "errors"),
-    [
-        (
-            only("rsi", RsiConfig(enabled=True, period=1)),
-            {"rsi_period": "RSI period must be between 2 and 500."},
-        ),
-        (
-            only("rsi", RsiConfig(enabled=True, period=501)),
-            {"rsi_period": "RSI period must be between 2 and 500."},
-        ),
-        (
-            only("rsi", RsiConfig(enabled=True, period=14.5)),
-            {"rsi_period": "RSI period must be a whole number."},
-        ),
-        (
-            only("bollinger", BollingerConfig(enabled=True, window="20")),
-            {"bollinger_window": "Bollinger Bands window must be a whole number."},
-        ),
-        (
-            only("stochastic", StochasticConfig(enabled=True, d=True)),
-            {"stochastic_d": "Stochastic %D period must be a whole number."},
-        ),
-        (
-            only("macd", MacdConfig(enabled=True, fast=26, slow=12)),
-            {"macd_fast": "Fast period must be shorter than slow period (fast 26, slow 12)."},
-        ),
-        (
-            only("sma_cross", SmaCrossConfig(enabled=True, fast=30, slow=30)),
-            {"sma_cross_fast": "Fast period must be shorter than slow period (fast 30, slow 30)."},
-        ),
-        (
-            only("ema_cross", EmaCrossConfig(enabled=True, fast=40)),
-            {"ema_cross_fast": "Fast period must be shorter than slow period (fast 40, slow 26)."},
-        ),
-        (
-            only("rsi", RsiConfig(enabled=True, oversold=70, overbought=70)),
-            {
-                "rsi_oversold": (
-                    "Oversold level must be below overbought level (oversold 70, overbought 70)."
-                )
-            },
-        ),
-        (
-            only("stochastic", StochasticConfig(enabled=True, oversold=0, overbought=100)),
-            {
-                "stochastic_oversold": "Stochastic oversold level must be above 0 and below 100.",
-                "stochastic_overbought": (
-                    "Stochastic overbought level must be above 0 and below 100."
-                ),
-            },
-        ),
-        (
-            only("bollinger", BollingerConfig(enabled=True, std=Decimal(0))),
-            {
-                "bollinger_std": (
-                    "Bollinger Bands standard deviations must be greater than 0 and at most 10."
-                )
-            },
-        ),
-        (
-            only("bollinger", BollingerConfig(enabled=True, std=Decimal("10.5"))),
-            {
-                "bollinger_std": (
-                    "Bollinger Bands standard deviations must be greater than 0 and at most 10."
-                )
-            },
-        ),
-        (
-            only("bollinger", BollingerConfig(enabled=True, std="wide")),
-            {"bollinger_std": "Bollinger Bands standard deviations must be a number."},
-        ),
-        (
-            Strategy(buy_rule="majority", sell_rule="majority"),
-            {"indicators": "Enable at least one indicator."},
-        ),
-        (
-            Strategy(rsi=RsiConfig(enabled=True), buy_rule="rsi", sell_rule="macd"),
-            {"sell_rule": "Sell rule uses MACD, which is not enabled."},
-        ),
-        (
-            Strategy(rsi=RsiConfig(enabled=True), buy_rule="bollinger", sell_rule="rsi"),
-            {"buy_rule": "Buy rule uses Bollinger Bands, which is not enabled."},
-        ),
-        (
-            Strategy(rsi=RsiConfig(enabled=True), buy_rule="coin_flip", sell_rule="rsi"),
-            {"buy_rule": "Buy rule must be a majority vote or one of the indicators."},
-        ),
-    ],
-)
-def test_validation_names_the_bad_field(strategy, errors):
-    assert validate_strategy(strategy) == errors
-
-
-def test_validation_ignores_the_parameters_of_disabled_indicators():
-    strategy = Strategy(
-        rsi=RsiConfig(enabled=True),
-        macd=MacdConfig(enabled=False, fast=1, slow=1),
-        buy_rule="rsi",
-        sell_rule="rsi",
-    )
-
-    assert validate_strategy(strategy) == {}
-
-
-def test_fast_slow_is_not_compared_when_a_period_is_already_wrong():
-    strategy = only("sma_cross", SmaCrossConfig(enabled=True, fast=600, slow=30))
-
-    assert validate_strategy(strategy) == {
-        "sma_cross_fast": "SMA crossover fast period must be between 2 and 500."
-    }
-
-
-# --- Storage and form shapes ------------------------------------------------------------------
-
-
-def test_to_dict_has_the_stored_shape():
-    assert Strategy.default().to_dict() == {
-        "indicators": {
-            "rsi": {"enabled": True, "period": 14, "oversold": 30, "overbought": 70},
-            "macd": {"enabled": False, "fast": 12, "slow": 26, "signal": 9},
-            "bollinger": {"enabled": False, "window": 20, "std": "2"},
-            "sma_cross": {"enabled": False, "fast": 10, "slow": 30},
-            "ema_cross": {"enabled": False, "fast": 12, "slow": 26},
-            "stochastic": {
-                "enabled": False,
-                "k": 14,
-                "d": 3,
-                "oversold": 20,
-                "overbought": 80,
-            },
-        },
-        "buy_rule": "rsi",
-        "sell_rule": "rsi",
-    }
-
-
-def test_dict_round_trip_through_json_keeps_every_value():
-    strategy = Strategy(
-        rsi=RsiConfig(enabled=True, period=9, oversold=25, overbought=75),
-        bollinger=BollingerConfig(enabled=True, window=30, std=Decimal("2.5")),
-        stochastic=StochasticConfig(enabled=False, k=5),
-        buy_rule="bollinger",
-        sell_rule="majority",
-    )
-
-    restored = Strategy.from_dict(json.loads(json.dumps(strategy.to_dict())))
-
-    assert restored == strategy
-    assert restored.bollinger.std == Decimal("2.5")
-
-
-def test_from_dict_fills_in_defaults():
-    strategy = Strategy.from_dict(
-        {"indicators": {"macd": {"enabled": True, "fast": 8}, "bollinger": {"std": 2.5}}}
-    )
-
-    assert strategy.macd == MacdConfig(enabled=True, fast=8, slow=26, signal=9)
-    assert strategy.bollinger == BollingerConfig(enabled=False, window=20, std=Decimal("2.5"))
-    assert strategy.rsi == RsiConfig(enabled=False)
-    assert strategy.buy_rule == strategy.sell_rule == "majority"
-    assert Strategy.from_dict(None) == Strategy.from_dict({}) == Strategy()
-
-
-def test_default_strategy_enables_rsi_with_rsi_rules():
-    strategy = Strategy.default()
-
-    assert strategy.enabled_indicators == ("rsi",)
-    assert strategy.rsi == RsiConfig(enabled=True, period=14, oversold=30, overbought=70)
-    assert (strategy.buy_rule, strategy.sell_rule) == ("rsi", "rsi")
-
-
-def test_flat_fields_list_every_indicator_parameter_with_its_default():
-    fields = {field.name: field for field in flat_fields()}
-
-    assert len(fields) == 22  # 4 RSI + 4 MACD + 3 Bollinger + 3 SMA + 3 EMA + 5 stochastic
-    assert fields["rsi_enabled"].default is False
-    assert fields["rsi_enabled"].label == "RSI"
-    assert fields["rsi_period"][:4] == ("rsi_period", "rsi", "period", 14)
-    assert fields["rsi_period"].label == "RSI period"
-    assert fields["macd_signal"].default == 9
-    assert fields["bollinger_std"].default == Decimal(2)
-    assert fields["stochastic_k"].label == "Stochastic %K period"
-
-
-def test_flat_round_trip():
-    strategy = Strategy(
-        macd=MacdConfig(enabled=True, fast=5, slow=35, signal=5),
-        ema_cross=EmaCrossConfig(enabled=True, fast=9, slow=21),
-        buy_rule="macd",
-        sell_rule="majority",
-    )
-
-    flat = strategy.to_flat()
-
-    assert flat["macd_enabled"] is True
-    assert flat["macd_fast"] == 5
-    assert flat["bollinger_std"] == Decimal(2)
-    assert (flat["buy_rule"], flat["sell_rule"]) == ("macd", "majority")
-    assert set(flat) == {field.name for field in flat_fields()} | {"buy_rule", "sell_rule"}
-    assert Strategy.from_flat(flat) == strategy
-
-
-def test_from_flat_takes_defaults_for_blank_fields():
-    strategy = Strategy.from_flat(
-        {
-            "rsi_enabled": True,
-            "rsi_period": 10,
-            "rsi_oversold": None,
-            "bollinger_window": "",
-            "bollinger_std": 3,
-            "buy_rule": "rsi",
-        }
-    )
-
-    assert strategy.rsi == RsiConfig(enabled=True, period=10, oversold=30, overbought=70)
-    assert strategy.bollinger == BollingerConfig(enabled=False, window=20, std=Decimal(3))
-    assert (strategy.buy_rule, strategy.sell_rule) == ("rsi", "majority")
+    assert warmup_bars(make_strategy(sma_cross=SmaCrossConfig(enabled=True, slow=50))) == 51
 
 
 # --- Chart series -----------------------------------------------------------------------------
 
 
 def test_indicator_series_draws_price_overlays_and_marks_signals():
-    strategy = Strategy(
+    strategy = make_strategy(
         rsi=RsiConfig(enabled=True, period=2),
         sma_cross=SmaCrossConfig(enabled=True, fast=2, slow=3),
         bollinger=BollingerConfig(enabled=True, window=3),

@@ -174,6 +174,34 @@ def test_one_bots_failure_does_not_stop_the_tick(monkeypatch):
     assert Trade.objects.get().bot == healthy
 
 
+@pytest.mark.parametrize("same_symbol", [True, False])
+def test_a_bot_whose_stored_strategy_is_invalid_is_an_error_and_the_others_trade(same_symbol):
+    """Stored before the schema checked the admin: that bot is reported, the tick goes on."""
+    broken = {"indicators": {"rsi": {"enabled": True, "period": 0}}, "buy_rule": "rsi"}
+    running_bot(symbol="AAPL", strategy=broken, name="Broken")
+    healthy = running_bot(symbol="AAPL" if same_symbol else "MSFT", strategy=ALWAYS_BUY)
+
+    report = tick()
+
+    outcomes = {o.bot_name: o for o in report.outcomes}
+    assert (outcomes["Broken"].action, outcomes["Broken"].reason) == (
+        "error", "Invalid strategy: RSI period must be at least 2."
+    )  # fmt: skip
+    assert outcomes[healthy.name].action == "buy"
+    assert Trade.objects.get().bot == healthy
+
+
+def test_a_batch_of_only_invalid_strategies_fetches_no_market_data(monkeypatch):
+    running_bot(strategy={"indicators": "x"}, name="Broken")
+    monkeypatch.setattr(PaperBroker, "get_bars", lambda *a, **k: pytest.fail("fetched bars"))
+
+    (outcome,) = tick().outcomes
+
+    assert (outcome.action, outcome.reason) == (
+        "error", "Invalid strategy: Indicators must be an object."
+    )  # fmt: skip
+
+
 def test_repeated_rejections_put_the_bot_in_error(settings):
     settings.ENGINE_MAX_REJECTIONS = 3
     bot = running_bot(strategy=ALWAYS_BUY, capital=Decimal("500000"))  # more than the cash
