@@ -44,6 +44,7 @@ def parse_args():
     parser.add_argument("--open-positions", type=int, default=1000)
     parser.add_argument("--closed-positions", type=int, default=5000)
     parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), help="paths requested in turn")
     return parser.parse_args()
 
 
@@ -180,7 +181,7 @@ class ConnectionSampler(threading.Thread):
                 time.sleep(0.05)
 
 
-def drive(base_url: str, cookie: tuple[str, str], clients: int, seconds: float) -> dict:
+def drive(base_url: str, cookie, paths: list[str], clients: int, seconds: float) -> dict:
     import requests
 
     results: dict[str, list] = defaultdict(list)
@@ -193,7 +194,7 @@ def drive(base_url: str, cookie: tuple[str, str], clients: int, seconds: float) 
         session.cookies.set(*cookie)
         turn = number
         while time.monotonic() < deadline:
-            path = PATHS[turn % len(PATHS)]
+            path = paths[turn % len(paths)]
             turn += 1
             started = time.perf_counter()
             try:
@@ -212,7 +213,7 @@ def drive(base_url: str, cookie: tuple[str, str], clients: int, seconds: float) 
         thread.start()
     for thread in threads:
         thread.join()
-    return {path: (results[path], errors[path]) for path in PATHS}
+    return {path: (results[path], errors[path]) for path in paths}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -247,7 +248,7 @@ def main() -> None:
         server = start_daphne(test_url, port)
         sampler = ConnectionSampler(url._replace(path="/postgres").geturl(), test_database)
         sampler.start()
-        outcome = drive(f"http://127.0.0.1:{port}", cookie, args.clients, args.seconds)
+        outcome = drive(f"http://127.0.0.1:{port}", cookie, args.paths, args.clients, args.seconds)
         print(f"{args.clients} clients for {args.seconds:g} s against daphne (PostgreSQL)")
         for path, (times, errors) in outcome.items():
             error_kinds = {kind: errors.count(kind) for kind in set(errors)}
@@ -264,7 +265,11 @@ def main() -> None:
             sampler.join(timeout=2)
         if server:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # threads stuck on a starved database
+                server.kill()
+                server.wait()
         connection.close()
         connection.creation.destroy_test_db(test_database, verbosity=0)
 
