@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test chaos install install-dev migrate lint format clean bench-engine bench-reconcile
+.PHONY: run test chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -33,6 +33,9 @@ bench-engine: install
 
 bench-reconcile: install
 	$(WITH_REDIS) $(PY) bench/reconcile.py $(BENCH_ARGS)
+
+bench-load: install
+	$(WITH_REDIS) $(PY) bench/load.py $(BENCH_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -1,0 +1,278 @@
+"""Benchmark: concurrent clients against daphne on PostgreSQL with a trader's volume of data.
+
+    make bench-load
+    make bench-load BENCH_ARGS="--clients 20 --seconds 30 --database-url postgres://postgres@127.0.0.1/test"
+
+Builds a throwaway ``test_`` database on the given PostgreSQL server with 200 bots, 1,000 open
+positions (one per bot; the rest from bots deleted since), 5,000 closed positions and 100,000
+trades, starts a real daphne on it (the production ASGI stack, embedded defaults otherwise), logs
+a trader in, and has N client threads request the dashboard and ``/api/positions`` in turn for
+the given time. Prints per path: requests, errors, requests per second, p50 / p95 / p99, and the
+most connections the server held to the database at any moment (sampled from pg_stat_activity
+every 50 ms). Targets on this machine (issue 13): 0 errors, p95 <= 300 ms for both paths with 20
+clients, connections bounded by the pool.
+"""
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PATHS = ("/", "/api/positions")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/test",
+        help="the PostgreSQL server to run on (a test_ database is created and dropped there)",
+    )  # fmt: skip
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--bots", type=int, default=200)
+    parser.add_argument("--open-positions", type=int, default=1000)
+    parser.add_argument("--closed-positions", type=int, default=5000)
+    parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), help="paths requested in turn")
+    return parser.parse_args()
+
+
+def seed(args) -> None:
+    """The data set, written in bulk: what a busy account accumulates over months."""
+    from django.utils import timezone
+
+    from bots.models import Bot
+    from trading.broker.paper.market import PAPER_SYMBOLS
+    from trading.broker.paper.models import PaperPosition
+    from trading.models import Position, Trade
+
+    symbols = sorted(PAPER_SYMBOLS)[:50]
+    now = timezone.now()
+    bots = Bot.objects.bulk_create(
+        Bot(
+            name=f"Load {n}",
+            symbol=symbols[n % len(symbols)],
+            capital=Decimal(1000),
+            timeframe="5Min",
+            status=Bot.Status.PAUSED,
+        )  # fmt: skip
+        for n in range(args.bots)
+    )
+    open_positions = [
+        Position(
+            bot=bots[n] if n < len(bots) else None,
+            symbol=symbols[n % len(symbols)],
+            qty=Decimal(10),
+            avg_entry_price=Decimal("100.5"),
+            entry_reason="load",
+            opened_at=now - timezone.timedelta(minutes=n),
+        )  # fmt: skip
+        for n in range(args.open_positions)
+    ]
+    closed = [
+        Position(
+            bot=bots[n % len(bots)],
+            symbol=symbols[n % len(symbols)],
+            qty=Decimal(5),
+            avg_entry_price=Decimal("99"),
+            is_open=False,
+            exit_price=Decimal("101"),
+            realized_pnl=Decimal(10),
+            opened_at=now - timezone.timedelta(days=2, minutes=n),
+            closed_at=now - timezone.timedelta(days=1, minutes=n),
+        )  # fmt: skip
+        for n in range(args.closed_positions)
+    ]
+    Position.objects.bulk_create(open_positions + closed, batch_size=2000)
+    batch = []
+    for n in range(args.trades):
+        batch.append(
+            Trade(
+                bot=bots[n % len(bots)],
+                symbol=symbols[n % len(symbols)],
+                side=Trade.Side.BUY if n % 2 else Trade.Side.SELL,
+                qty=Decimal(5),
+                filled_qty=Decimal(5),
+                price=Decimal("100.25"),
+                status=Trade.Status.FILLED,
+                client_order_id=f"load-{n}",
+                order_id=f"order-{n}",
+                reason="load",
+            )  # fmt: skip
+        )
+        if len(batch) == 5000:
+            Trade.objects.bulk_create(batch)
+            batch = []
+    Trade.objects.bulk_create(batch)
+    held = defaultdict(Decimal)
+    for position in open_positions:
+        held[position.symbol] += position.qty
+    PaperPosition.objects.bulk_create(
+        PaperPosition(symbol=symbol, qty=qty, avg_entry_price=Decimal("100.5"))
+        for symbol, qty in held.items()
+    )
+
+
+def trader_session_cookie() -> tuple[str, str]:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_superuser("load", password=secrets.token_urlsafe())
+    client = Client()
+    client.force_login(user)
+    return settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_daphne(database_url: str, port: int) -> subprocess.Popen:
+    env = dict(os.environ, DATABASE_URL=database_url, DEBUG="false")
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "tradebots.asgi:application"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return server
+        except OSError:
+            if server.poll() is not None:
+                sys.exit(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("daphne did not start within 60 s")
+
+
+class ConnectionSampler(threading.Thread):
+    """The most backends connected to the test database at any sampled moment."""
+
+    def __init__(self, conninfo: str, database: str):
+        super().__init__(daemon=True)
+        self.conninfo, self.database = conninfo, database
+        self.peak, self.stopped = 0, threading.Event()
+
+    def run(self):
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            while not self.stopped.is_set():
+                (count,) = connection.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.database,)
+                ).fetchone()
+                self.peak = max(self.peak, count)
+                time.sleep(0.05)
+
+
+def drive(base_url: str, cookie, paths: list[str], clients: int, seconds: float) -> dict:
+    import requests
+
+    results: dict[str, list] = defaultdict(list)
+    errors: dict[str, list] = defaultdict(list)
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(number: int):
+        session = requests.Session()
+        session.cookies.set(*cookie)
+        turn = number
+        while time.monotonic() < deadline:
+            path = paths[turn % len(paths)]
+            turn += 1
+            started = time.perf_counter()
+            try:
+                response = session.get(base_url + path, timeout=30)
+                failed = None if response.status_code == 200 else f"HTTP {response.status_code}"
+            except requests.RequestException as error:
+                failed = type(error).__name__
+            elapsed = time.perf_counter() - started
+            with lock:
+                results[path].append(elapsed)
+                if failed:
+                    errors[path].append(failed)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {path: (results[path], errors[path]) for path in paths}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradebots.settings")
+    os.environ["ALPACA_API_KEY"] = os.environ["ALPACA_SECRET_KEY"] = ""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    server = sampler = None
+    try:
+        started = time.perf_counter()
+        seed(args)
+        cookie = trader_session_cookie()
+        print(
+            f"seeded {args.bots} bots, {args.open_positions} open and {args.closed_positions} "
+            f"closed positions, {args.trades} trades in {time.perf_counter() - started:.0f} s"
+        )
+        url = urlparse(args.database_url)
+        test_url = url._replace(path="/" + test_database).geturl()
+        connection.close()
+        port = free_port()
+        server = start_daphne(test_url, port)
+        sampler = ConnectionSampler(url._replace(path="/postgres").geturl(), test_database)
+        sampler.start()
+        outcome = drive(f"http://127.0.0.1:{port}", cookie, args.paths, args.clients, args.seconds)
+        print(f"{args.clients} clients for {args.seconds:g} s against daphne (PostgreSQL)")
+        for path, (times, errors) in outcome.items():
+            error_kinds = {kind: errors.count(kind) for kind in set(errors)}
+            p50, p95, p99 = (percentile(times, fraction) * 1000 for fraction in (0.5, 0.95, 0.99))
+            print(
+                f"{path:16} requests {len(times):5} ({len(times) / args.seconds:.1f}/s) | "
+                f"errors {len(errors)} {error_kinds or ''} | p50 {p50:.0f} ms | "
+                f"p95 {p95:.0f} ms | p99 {p99:.0f} ms"
+            )
+        print(f"peak database connections: {sampler.peak}")
+    finally:
+        if sampler:
+            sampler.stopped.set()
+            sampler.join(timeout=2)
+        if server:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # threads stuck on a starved database
+                server.kill()
+                server.wait()
+        connection.close()
+        connection.creation.destroy_test_db(test_database, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
