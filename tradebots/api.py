@@ -282,7 +282,9 @@ def _validation_error(request, exc: ValidationError):
     for error in exc.errors:
         source, field = _location(error)
         sources.add(source)
-        if field is None:
+        if field is None and source == "body" and error.get("type") == "missing":
+            general.append("A JSON body is required.")
+        elif field is None:
             general.append(_message(error))
         else:
             fields.setdefault(field, []).append(_message(error))

@@ -224,6 +224,16 @@ def test_bad_json_is_400_never_500(user_client, body, error, fields):
     assert not Bot.objects.exists()
 
 
+def test_a_missing_body_is_400(user_client, books):
+    response = user_client.put(f"/api/bots/{books['bot_id']}")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Invalid request body: A JSON body is required.",
+        "fields": {},
+    }
+
+
 def test_numbers_are_read_exactly(user_client, buying_power):
     buying_power("10000")
 
