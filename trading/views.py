@@ -19,7 +19,7 @@ from bots.models import Bot
 from tradebots import live
 
 from . import emergency
-from .broker import BrokerError, get_broker
+from .broker import BrokerError, describe_failure, get_broker
 from .models import Position, Trade
 from .positions import OpenPositionRow, unmanaged_positions
 
@@ -229,7 +229,7 @@ def close_unmanaged(request, symbol):
     except emergency.CloseRefused as refused:
         return _toast_or_redirect(request, refused.message, "error")
     except BrokerError as error:
-        return _toast_or_redirect(request, f"Broker unreachable: {error}", "error")
+        return _toast_or_redirect(request, describe_failure(error), "error")
     verb = "Sold" if trade.side == Trade.Side.SELL else "Bought back"
     return _toast_or_redirect(
         request, f"{verb} {trade.qty.normalize():f} unmanaged {symbol} shares.", "success"
