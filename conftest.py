@@ -49,14 +49,29 @@ def _never_a_real_broker(settings):
 
 @pytest.fixture
 def user(db):
+    """A trader: may change bots, sell and reconcile."""
     from accounts.tests.factories import UserFactory
 
-    return UserFactory()
+    return UserFactory(role="trader")
 
 
 @pytest.fixture
 def user_client(client, user):
     client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer(db):
+    """A viewer: sees every page, changes nothing."""
+    from accounts.tests.factories import UserFactory
+
+    return UserFactory(role="viewer")
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
     return client
 
 

@@ -7,6 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tradebots import live
+from tradebots.permissions import trade_required
 
 from . import charts, services
 from .forms import BotForm
@@ -67,11 +68,13 @@ def bot_detail(request, pk):
 
 
 @require_http_methods(["GET", "POST"])
+@trade_required
 def bot_create(request):
     return _bot_form(request, None)
 
 
 @require_http_methods(["GET", "POST"])
+@trade_required
 def bot_edit(request, pk):
     return _bot_form(request, get_object_or_404(Bot, pk=pk))
 
@@ -106,6 +109,7 @@ def _add_service_errors(form: BotForm, error: services.BotError) -> None:
 
 
 @require_POST
+@trade_required
 def validate_field(request, pk=None):
     """Inline validation of one field as the user leaves it: the same checks as on submit."""
     bot = get_object_or_404(Bot, pk=pk) if pk else None
@@ -134,6 +138,7 @@ def _next_or(request, default: str) -> str:
 
 
 @require_POST
+@trade_required
 def bot_action(request, pk, action):
     change_status = LIFECYCLE_ACTIONS.get(action)
     if change_status is None:
@@ -154,6 +159,7 @@ def bot_action(request, pk, action):
 
 
 @require_http_methods(["GET", "POST"])
+@trade_required
 def bot_delete(request, pk):
     bot = get_object_or_404(Bot, pk=pk)
     if request.method == "POST":

@@ -5,6 +5,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from tradebots.permissions import trade_required
+
 from . import services
 from .forms import ReconcileForm
 from .models import ReconciliationRun
@@ -34,6 +36,7 @@ def run_detail(request, pk):
 
 
 @require_POST
+@trade_required
 def check(request):
     form = ReconcileForm(request.POST)
     if not form.is_valid():  # shown like any form's errors; nothing was run

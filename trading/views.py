@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bots.models import Bot
 from tradebots import live
+from tradebots.permissions import trade_required
 
 from . import emergency
 from .broker import BrokerError, describe_failure, get_broker
@@ -212,6 +213,7 @@ def _toast_or_redirect(request, message: str, level: str):
 
 
 @require_POST
+@trade_required
 def close_position(request, pk):
     position = get_object_or_404(Position, pk=pk)
     pause_bot = request.POST.get("pause_bot", "true").lower() != "false"
@@ -223,6 +225,7 @@ def close_position(request, pk):
 
 
 @require_POST
+@trade_required
 def close_unmanaged(request, symbol):
     try:
         trade = emergency.close_unmanaged(symbol, request.user.get_username())
@@ -237,6 +240,7 @@ def close_unmanaged(request, symbol):
 
 
 @require_POST
+@trade_required
 def emergency_stop(request):
     report = emergency.emergency_stop(request.user.get_username())
     text = f"Sold {len(report.closed)} position(s), paused {len(report.paused)} bot(s)."
