@@ -80,6 +80,7 @@ def socket_headers(client, user):
     """Headers of a logged-in browser for a WebsocketCommunicator on /ws/updates/."""
     client.force_login(user)
     return [
+        (b"host", b"127.0.0.1"),
         (b"origin", b"http://127.0.0.1"),
         (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
     ]
