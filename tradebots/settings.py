@@ -74,13 +74,21 @@ def _local_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY = env_str("SECRET_KEY") or _local_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Other origins whose forms and WebSockets are accepted (the site's own origin always is).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 # Behind an HTTPS terminating proxy: HTTPS=true turns on every transport-security setting.
 HTTPS = env_bool("HTTPS", False)
+if not env_str("SECRET_KEY") and HTTPS and not DEBUG:
+    # A key generated into var/ differs per machine and container and is lost with them:
+    # sessions, password reset links and signed values would break in production.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set in production (HTTPS=true, DEBUG=false): e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+SECRET_KEY = env_str("SECRET_KEY") or _local_secret_key()
 SECURE_SSL_REDIRECT = HTTPS
 # Load balancers probe over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
@@ -156,8 +164,28 @@ TEMPLATES = [
 # deadlocks), busy_timeout makes a second writer wait instead of failing.
 SQLITE_PATH = Path(env_str("SQLITE_PATH") or VAR_DIR / "db.sqlite3")
 DATABASE_URL = env_str("DATABASE_URL")
+# PostgreSQL: psycopg's connection pool, one per process, at most DATABASE_POOL_MAX_SIZE
+# connections each. daphne runs every request's sync code on a thread of its own, so persistent
+# connections (CONN_MAX_AGE) would be left open by threads that never come back; with the pool a
+# request hands its connection back when it ends. Celery's prefork workers close their pool after
+# every task (Celery's Django fix-up), so a worker process holds connections only while it runs one.
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 1)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10)
+# Seconds a request waits for a free pooled connection before failing.
+DATABASE_POOL_TIMEOUT_SECONDS = env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0)
+if not 0 <= DATABASE_POOL_MIN_SIZE <= DATABASE_POOL_MAX_SIZE or DATABASE_POOL_MAX_SIZE < 1:
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MAX_SIZE must be at least 1 and at least DATABASE_POOL_MIN_SIZE (0 or more)."
+    )
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Pooled connections may have died with a database restart: each is checked when taken.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": DATABASE_POOL_MIN_SIZE,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT_SECONDS,
+        }
 else:
     DATABASES = {
         "default": {
