@@ -18,5 +18,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler403 = "tradebots.views.permission_denied"
 handler404 = "tradebots.views.not_found"
 handler500 = "tradebots.views.server_error"

@@ -4,11 +4,12 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found
+from django.views.defaults import permission_denied as defaults_permission_denied
 from django.views.defaults import server_error as defaults_server_error
 from kombu.exceptions import OperationalError
 
 from . import health, live
-from .api import api_not_found, api_server_error, is_api_request
+from .api import api_not_found, api_server_error, is_api_request, json_error
 from .tasks import ping_worker
 
 
@@ -43,6 +44,12 @@ def not_found(request, exception):
     if is_api_request(request):
         return api_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def permission_denied(request, exception):
+    if is_api_request(request):
+        return json_error(str(exception) or "Forbidden", 403)
+    return defaults_permission_denied(request, exception)
 
 
 def server_error(request):
