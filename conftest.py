@@ -1,5 +1,6 @@
 """Fixtures for every app's tests: real Redis, a real Celery worker, real daphne, Chromium."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -49,10 +50,10 @@ def _never_a_real_broker(settings):
 
 @pytest.fixture
 def user(db):
-    """A trader (tradebots.permissions): most tests act; ``viewer`` is the read-only role."""
+    """A trader: may change bots, sell and reconcile."""
     from accounts.tests.factories import UserFactory
 
-    return UserFactory(trader=True)
+    return UserFactory(role="trader")
 
 
 @pytest.fixture
@@ -63,17 +64,14 @@ def user_client(client, user):
 
 @pytest.fixture
 def viewer(db):
-    """A logged-in user without the trade permission: may look, may not act."""
+    """A viewer: sees every page, changes nothing."""
     from accounts.tests.factories import UserFactory
 
-    return UserFactory()
+    return UserFactory(role="viewer")
 
 
 @pytest.fixture
-def viewer_client(viewer):
-    from django.test import Client
-
-    client = Client()
+def viewer_client(client, viewer):
     client.force_login(viewer)
     return client
 
@@ -83,6 +81,7 @@ def socket_headers(client, user):
     """Headers of a logged-in browser for a WebsocketCommunicator on /ws/updates/."""
     client.force_login(user)
     return [
+        (b"host", b"127.0.0.1"),
         (b"origin", b"http://127.0.0.1"),
         (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
     ]
@@ -162,12 +161,12 @@ def test_database_env(django_db_setup) -> dict[str, str]:
     return _database_env_for_subprocess()
 
 
-@pytest.fixture(scope="session")
-def daphne_url(django_db_setup, tmp_path_factory):
-    """The real ASGI server (HTTP + WebSocket) as `make run` starts it, on the test database."""
+@contextlib.contextmanager
+def running_daphne(log_path: Path, **env: str):
+    """A daphne process serving the app as `make run` starts it, on the test database (with
+    ``env`` on top); yields its base URL once /healthz answers, stops it afterwards."""
     port = free_port()
-    env = {**os.environ, **_database_env_for_subprocess()}
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    env = {**os.environ, **_database_env_for_subprocess(), **env}
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
@@ -175,24 +174,38 @@ def daphne_url(django_db_setup, tmp_path_factory):
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"daphne did not come up:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield url
-    server.terminate()
     try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"daphne did not come up:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def start_daphne(django_db_setup, tmp_path):
+    """A daphne of the test's own with more variables: ``with start_daphne(VAR="x") as url:``."""
+    return lambda **env: running_daphne(tmp_path / "daphne.log", **env)
+
+
+@pytest.fixture(scope="session")
+def daphne_url(django_db_setup, tmp_path_factory):
+    """The real ASGI server (HTTP + WebSocket) as `make run` starts it, on the test database."""
+    with running_daphne(tmp_path_factory.mktemp("daphne") / "daphne.log") as url:
+        yield url
 
 
 @pytest.fixture

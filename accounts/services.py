@@ -12,7 +12,13 @@ from django.db.models import Sum
 from bots.services import capital_figures
 from tradebots import live
 from tradebots.redis_client import redis_client
-from trading.broker import BrokerError, alpaca_configured, broker_label, get_broker
+from trading.broker import (
+    BrokerError,
+    alpaca_configured,
+    broker_label,
+    describe_failure,
+    get_broker,
+)
 from trading.models import Position
 
 logger = logging.getLogger(__name__)
@@ -89,7 +95,7 @@ def account_summary() -> AccountSummary:
         account = get_broker().get_account()
     except BrokerError as error:
         logger.warning("Account figures unavailable: %s", error)
-        return AccountSummary(**books, error=f"Broker unreachable: {error}")
+        return AccountSummary(**books, error=describe_failure(error))
     return AccountSummary(
         **books,
         account_number=account.account_number,

@@ -1,3 +1,8 @@
+import math
+
+from axes.helpers import get_cool_off
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -18,3 +23,18 @@ def dashboard(request):
             "account": account_summary(),
         },
     )
+
+
+def login_locked_out(request, response, credentials):
+    """django-axes' answer to a locked-out login (AXES_LOCKOUT_CALLABLE): the login page again,
+    saying why and for how long; every attempt meanwhile restarts the cool-off."""
+    minutes = math.ceil(get_cool_off(request).total_seconds() / 60)
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
+    context = {
+        "form": form,
+        "next": request.POST.get("next", ""),
+        "locked_out": f"Too many failed attempts; try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}.",
+    }
+    status = settings.AXES_HTTP_RESPONSE_CODE
+    return render(request, "registration/login.html", context, status=status)

@@ -39,6 +39,9 @@ def parse_args():
         help="the PostgreSQL server to run on (a test_ database is created and dropped there)",
     )  # fmt: skip
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="daphne processes sharing the socket"
+    )
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--bots", type=int, default=200)
     parser.add_argument("--open-positions", type=int, default=1000)
@@ -135,29 +138,48 @@ def trader_session_cookie() -> tuple[str, str]:
     return settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_daphne(database_url: str, port: int) -> subprocess.Popen:
+def start_daphne(database_url: str, processes: int) -> tuple[list[subprocess.Popen], int]:
+    """``processes`` daphne processes sharing one listening socket (``--fd``), as Channels'
+    deployment guide runs them under supervisord; returns them and the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(512)
+    port = listener.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=database_url, DEBUG="false")
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "tradebots.asgi:application"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    servers = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "--fd",
+                str(listener.fileno()),
+                "tradebots.asgi:application",
+            ],
+            env=env,
+            cwd=ROOT,
+            pass_fds=(listener.fileno(),),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for _ in range(processes)
+    ]
+    listener.close()  # the servers hold it now
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return server
-        except OSError:
+        for server in servers:
             if server.poll() is not None:
                 sys.exit(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
+                probe.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                if probe.recv(12).startswith(b"HTTP/1."):
+                    time.sleep(2)  # the other processes finish starting too
+                    return servers, port
+        except OSError:
             time.sleep(0.2)
-    server.terminate()
+    for server in servers:
+        server.kill()
     sys.exit("daphne did not start within 60 s")
 
 
@@ -216,6 +238,12 @@ def drive(base_url: str, cookie, paths: list[str], clients: int, seconds: float)
     return {path: (results[path], errors[path]) for path in paths}
 
 
+def redis_connections_received() -> int:
+    from tradebots.redis_client import redis_client
+
+    return redis_client().info("stats")["total_connections_received"]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -232,7 +260,7 @@ def main() -> None:
     from django.db import connection
 
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    server = sampler = None
+    servers, sampler = [], None
     try:
         started = time.perf_counter()
         seed(args)
@@ -244,12 +272,15 @@ def main() -> None:
         url = urlparse(args.database_url)
         test_url = url._replace(path="/" + test_database).geturl()
         connection.close()
-        port = free_port()
-        server = start_daphne(test_url, port)
+        servers, port = start_daphne(test_url, args.web_processes)
         sampler = ConnectionSampler(url._replace(path="/postgres").geturl(), test_database)
         sampler.start()
+        redis_connections_before = redis_connections_received()
         outcome = drive(f"http://127.0.0.1:{port}", cookie, args.paths, args.clients, args.seconds)
-        print(f"{args.clients} clients for {args.seconds:g} s against daphne (PostgreSQL)")
+        print(
+            f"{args.clients} clients for {args.seconds:g} s against {args.web_processes} daphne "
+            f"process(es) (PostgreSQL)"
+        )
         for path, (times, errors) in outcome.items():
             error_kinds = {kind: errors.count(kind) for kind in set(errors)}
             p50, p95, p99 = (percentile(times, fraction) * 1000 for fraction in (0.5, 0.95, 0.99))
@@ -258,13 +289,17 @@ def main() -> None:
                 f"errors {len(errors)} {error_kinds or ''} | p50 {p50:.0f} ms | "
                 f"p95 {p95:.0f} ms | p99 {p99:.0f} ms"
             )
-        print(f"peak database connections: {sampler.peak}")
+        print(
+            f"peak database connections: {sampler.peak} | Redis connections opened: "
+            f"{redis_connections_received() - redis_connections_before}"
+        )
     finally:
         if sampler:
             sampler.stopped.set()
             sampler.join(timeout=2)
-        if server:
+        for server in servers:
             server.terminate()
+        for server in servers:
             try:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:  # threads stuck on a starved database

@@ -178,15 +178,25 @@ def _broker():
     return get_broker()
 
 
+def _why_unchecked(error) -> tuple[str, str]:
+    """(with detail, without) why the broker could not check: rejected keys say so."""
+    from trading.broker import BrokerAuthRejected
+
+    if isinstance(error, BrokerAuthRejected):
+        return str(error), str(error)
+    return f"the broker is unreachable ({error})", "the broker is unreachable"
+
+
 def get_buying_power() -> Decimal:
     from trading.broker import BrokerError
 
     try:
         return _broker().get_account().buying_power
     except BrokerError as error:
+        why, short = _why_unchecked(error)
         raise BrokerUnreachable(
-            f"Cannot check capital: the broker is unreachable ({error}). Nothing was changed.",
-            {"capital": "Cannot check available capital: the broker is unreachable."},
+            f"Cannot check capital: {why}. Nothing was changed.",
+            {"capital": f"Cannot check available capital: {short}."},
         ) from error
 
 
@@ -206,9 +216,10 @@ def check_symbol(symbol: str) -> None:
             f"Unknown symbol {symbol}.", {"symbol": f"Unknown symbol {symbol}."}
         ) from None
     except BrokerError as error:
+        why, short = _why_unchecked(error)
         raise BrokerUnreachable(
-            f"Cannot check the symbol: the broker is unreachable ({error}).",
-            {"symbol": "Cannot check the symbol: the broker is unreachable."},
+            f"Cannot check the symbol: {why}.",
+            {"symbol": f"Cannot check the symbol: {short}."},
         ) from error
     if not asset.tradable:
         message = f"{symbol} is not tradable at the broker."

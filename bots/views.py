@@ -1,12 +1,14 @@
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydantic import ValidationError
 
 from tradebots import live
+from tradebots.permissions import trade_required
 
 from . import charts, services
 from .forms import BotForm
@@ -76,11 +78,13 @@ def bot_detail(request, pk):
 
 
 @require_http_methods(["GET", "POST"])
+@trade_required
 def bot_create(request):
     return _bot_form(request, None)
 
 
 @require_http_methods(["GET", "POST"])
+@trade_required
 def bot_edit(request, pk):
     return _bot_form(request, get_object_or_404(Bot, pk=pk))
 
@@ -115,6 +119,7 @@ def _add_service_errors(form: BotForm, error: services.BotError) -> None:
 
 
 @require_POST
+@trade_required
 def validate_field(request, pk=None):
     """Inline validation of one field as the user leaves it: the same checks as on submit."""
     bot = get_object_or_404(Bot, pk=pk) if pk else None
@@ -134,24 +139,39 @@ def validate_field(request, pk=None):
     )
 
 
+def _next_or(request, default: str) -> str:
+    """The form's ``next`` when it points into this site, else ``default``."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
 @require_POST
+@trade_required
 def bot_action(request, pk, action):
+    change_status = LIFECYCLE_ACTIONS.get(action)
+    if change_status is None:
+        raise Http404(f"No bot action {action!r}")
     bot = get_object_or_404(Bot, pk=pk)
     try:
-        bot = LIFECYCLE_ACTIONS[action](bot, _actor(request))
+        bot = change_status(bot, _actor(request))
         feedback = live.render_toast(f"Bot '{bot.name}' is {bot.get_status_display().lower()}.")
     except services.BotError as error:
         if not request.htmx:
             messages.error(request, error.message)
         feedback = live.render_toast(error.message, "error")
     if not request.htmx:
-        return redirect(request.POST.get("next") or reverse("bots:detail", args=[bot.pk]))
+        return HttpResponseRedirect(_next_or(request, reverse("bots:detail", args=[bot.pk])))
     bot = Bot.objects.with_figures().get(pk=bot.pk)
     html = render_to_string("bots/partials/bot_card.html", {"bot": bot}, request=request)
     return HttpResponse(html + feedback)
 
 
 @require_http_methods(["GET", "POST"])
+@trade_required
 def bot_delete(request, pk):
     bot = get_object_or_404(Bot, pk=pk)
     if request.method == "POST":

@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import paginate
 
-from tradebots.api import TRADERS, ApiError, Moment, responses
+from tradebots.api import TRADERS, ApiError, responses
 from tradebots.pagination import KeysetPagination
 
 from . import services
@@ -23,10 +23,13 @@ class ReconcileParams(Schema):
         description=f"Closed broker orders to compare, newest first (default "
         f"{services.DEFAULT_LIMIT}; with `since`, up to {services.MAX_LIMIT}).",
     )
-    since: Moment | None = Field(
+    # Read by services.parse_since, as the command and the page read it.
+    since: str | None = Field(
         None,
-        description="Only orders after this time (ISO 8601; the server's time zone, TIME_ZONE, "
-        "when it has no offset).",
+        max_length=64,
+        description="Only orders after this time: an ISO 8601 date or date-time (the server's "
+        "time zone, TIME_ZONE, when it has no offset), from 1970-01-01 up to now.",
+        examples=["2025-01-31T14:00Z"],
     )
 
 

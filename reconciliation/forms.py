@@ -1,29 +1,29 @@
 from django import forms
-from django.utils import timezone
 
-from .services import MAX_LIMIT
+from . import services
 
 
 class ReconcileForm(forms.Form):
     """What a reconciliation may be asked for: how many closed orders back, and/or since when.
-    Parses the API's query string and the command's options alike."""
+    Parses the API's query string, the command's options and the page's form alike."""
 
     limit = forms.IntegerField(
+        label="Closed orders back",
         required=False,
         min_value=1,
-        max_value=MAX_LIMIT,
+        max_value=services.MAX_LIMIT,
         error_messages={"invalid": "Enter a whole number."},
+        help_text=f"Default {services.DEFAULT_LIMIT}; with Since, all since then.",
     )
-    since = forms.DateTimeField(
+    since = forms.CharField(
+        label="Since",
         required=False,
-        error_messages={"invalid": "Enter an ISO 8601 date or date-time, e.g. 2025-01-31T14:00Z."},
+        widget=forms.TextInput(attrs={"placeholder": "2025-01-31T14:00Z"}),
+        help_text="An ISO 8601 date or date-time; default: no bound.",
     )
 
     def clean_since(self):
-        since = self.cleaned_data["since"]
-        if since is not None and since >= timezone.now():
-            raise forms.ValidationError("Must be in the past.")
-        return since
+        return services.parse_since(self.cleaned_data["since"])
 
     def first_error(self) -> tuple[str, str]:
         """(field, message) of the first problem, for one-line answers."""

@@ -53,16 +53,18 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Case, DateTimeField, Q, Sum, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from bots.models import Bot
 from tradebots import live
@@ -95,6 +97,10 @@ CLOCK_SLACK = timedelta(minutes=5)
 LAST_RUN_TEMPLATE = "reconciliation/partials/last_run.html"
 # How a holding whose bot was deleted is named.
 NO_BOT = "no bot (deleted)"
+# The earliest ``since``: no broker order is older, and dates near year 1 overflow as soon as a
+# time zone or the clock slack is applied to them.
+EARLIEST_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+INVALID_SINCE = "Enter an ISO 8601 date or date-time, e.g. 2025-01-31T14:00Z."
 
 
 class Kind(StrEnum):
@@ -199,6 +205,41 @@ class HoldingRow(NamedTuple):
     qty: Decimal
 
 
+# --- the window asked for -----------------------------------------------------------------------
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """``since`` as the command, the pages and the API take it: an ISO 8601 date or date-time
+    (without a zone: TIME_ZONE). None when empty; ValidationError with a message to show when it
+    does not parse or is out of bounds (``check_since``)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        moment = parse_datetime(text)
+    except ValueError:  # well-formed but impossible, e.g. 2025-02-30
+        moment = None
+    if moment is None:
+        raise ValidationError(INVALID_SINCE, code="invalid")
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    check_since(moment)
+    return moment
+
+
+def check_since(since: datetime | None) -> None:
+    """ValidationError unless ``since`` is None or between EARLIEST_SINCE and now."""
+    if since is None:
+        return
+    if since < EARLIEST_SINCE:
+        raise ValidationError(
+            f"Must be on or after {EARLIEST_SINCE:%Y-%m-%d}: no broker order is older.",
+            code="min_value",
+        )
+    if since >= timezone.now():
+        raise ValidationError("Must be in the past.", code="max_value")
+
+
 # --- the service ------------------------------------------------------------------------------
 
 
@@ -212,7 +253,9 @@ def reconcile(
 ) -> ReconciliationRun:
     """Compare, store the run, tell open pages. ``limit`` defaults to 100 closed orders, or to
     MAX_LIMIT when ``since`` bounds the window. A broker that cannot be reached gives a stored,
-    failed run (``run.failed``), not an exception. ``broker`` defaults to get_broker()."""
+    failed run (``run.failed``), not an exception. ``broker`` defaults to get_broker().
+    ``since`` out of bounds raises ValidationError (``check_since``) before anything is read."""
+    check_since(since)
     if limit is None:
         limit = DEFAULT_LIMIT if since is None else MAX_LIMIT
     run = ReconciliationRun(

@@ -1,24 +1,32 @@
 """Reconciliation pages: the history of runs, one run's report, and "Check Sync" (the dashboard
-panel's button and the history page's)."""
+panel's button and the history page's form, which may narrow the window)."""
 
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from tradebots.permissions import trade_required
+
 from . import services
+from .forms import ReconcileForm
 from .models import ReconciliationRun
 
 RUNS_PER_PAGE = 50
 
 
-@require_GET
-def run_list(request):
+def _runs_page(request, check_form: ReconcileForm):
     page = Paginator(
         ReconciliationRun.objects.defer("discrepancies", "external_orders", "unmanaged_holdings"),
         RUNS_PER_PAGE,
     )
     runs = page.get_page(request.GET.get("page"))
-    return render(request, "reconciliation/runs.html", {"runs": runs})
+    context = {"runs": runs, "check_form": check_form}
+    return render(request, "reconciliation/runs.html", context)
+
+
+@require_GET
+def run_list(request):
+    return _runs_page(request, ReconcileForm())
 
 
 @require_GET
@@ -28,9 +36,18 @@ def run_detail(request, pk):
 
 
 @require_POST
+@trade_required
 def check(request):
+    form = ReconcileForm(request.POST)
+    if not form.is_valid():  # shown like any form's errors; nothing was run
+        if request.htmx:
+            return render(request, "reconciliation/partials/check_invalid.html", {"form": form})
+        return _runs_page(request, form)
     run = services.reconcile(
-        trigger=ReconciliationRun.Trigger.MANUAL, started_by=request.user.get_username()
+        trigger=ReconciliationRun.Trigger.MANUAL,
+        started_by=request.user.get_username(),
+        limit=form.cleaned_data["limit"],
+        since=form.cleaned_data["since"],
     )
     if request.htmx:
         return render(request, "reconciliation/partials/check_result.html", {"run": run})

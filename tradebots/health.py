@@ -1,5 +1,6 @@
 """Is the system up? Database, Redis, and the Celery worker and beat (via their heartbeat)."""
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,19 +34,21 @@ def check_database() -> Check:
 
 
 def check_redis() -> Check:
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-    )
     try:
-        client.ping()
+        _health_client(settings.REDIS_URL).ping()
     except redis.RedisError as exc:
         logger.warning("Redis health check failed: %s", exc)
         return Check(False, f"unreachable ({type(exc).__name__})")
-    finally:
-        client.close()
     return Check(True, "ok")
+
+
+@functools.cache
+def _health_client(url: str) -> redis.Redis:
+    # One per process (a page asks on every load), with short timeouts: a hung Redis must not
+    # hang the page that reports it.
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+    )
 
 
 def record_heartbeat() -> datetime:

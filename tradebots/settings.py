@@ -6,6 +6,7 @@ built-in paper exchange, DEBUG off.
 """
 
 import os
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -73,13 +74,21 @@ def _local_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY = env_str("SECRET_KEY") or _local_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Other origins whose forms and WebSockets are accepted (the site's own origin always is).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 # Behind an HTTPS terminating proxy: HTTPS=true turns on every transport-security setting.
 HTTPS = env_bool("HTTPS", False)
+if not env_str("SECRET_KEY") and HTTPS and not DEBUG:
+    # A key generated into var/ differs per machine and container and is lost with them:
+    # sessions, password reset links and signed values would break in production.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set in production (HTTPS=true, DEBUG=false): e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+SECRET_KEY = env_str("SECRET_KEY") or _local_secret_key()
 SECURE_SSL_REDIRECT = HTTPS
 # Load balancers probe over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
@@ -111,6 +120,7 @@ INSTALLED_APPS = [
     "trading",
     "trading.broker.paper",
     "reconciliation",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +136,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "tradebots.middleware.CoalescedLiveUpdatesMiddleware",
     "trading.middleware.InteractiveBrokerMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradebots.urls"
@@ -144,6 +156,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tradebots.navigation.main_navigation",
+                "tradebots.permissions.roles",
             ],
         },
     },
@@ -154,8 +167,28 @@ TEMPLATES = [
 # deadlocks), busy_timeout makes a second writer wait instead of failing.
 SQLITE_PATH = Path(env_str("SQLITE_PATH") or VAR_DIR / "db.sqlite3")
 DATABASE_URL = env_str("DATABASE_URL")
+# PostgreSQL: psycopg's connection pool, one per process, at most DATABASE_POOL_MAX_SIZE
+# connections each. daphne runs every request's sync code on a thread of its own, so persistent
+# connections (CONN_MAX_AGE) would be left open by threads that never come back; with the pool a
+# request hands its connection back when it ends. Celery's prefork workers close their pool after
+# every task (Celery's Django fix-up), so a worker process holds connections only while it runs one.
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 1)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10)
+# Seconds a request waits for a free pooled connection before failing.
+DATABASE_POOL_TIMEOUT_SECONDS = env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0)
+if not 0 <= DATABASE_POOL_MIN_SIZE <= DATABASE_POOL_MAX_SIZE or DATABASE_POOL_MAX_SIZE < 1:
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MAX_SIZE must be at least 1 and at least DATABASE_POOL_MIN_SIZE (0 or more)."
+    )
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Pooled connections may have died with a database restart: each is checked when taken.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": DATABASE_POOL_MIN_SIZE,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT_SECONDS,
+        }
 else:
     DATABASES = {
         "default": {
@@ -181,7 +214,11 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "tradebots",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "pool_class": "tradebots.redis_client.ProcessConnectionPool",
+        },
     }
 }
 
@@ -295,6 +332,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username and address pair is refused before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins of one username from one
+# address, that pair is refused, right password or not, for LOGIN_COOLOFF_MINUTES after its last
+# attempt. A successful login clears the count. Other users and addresses are unaffected.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -321,4 +375,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes says four things at INFO on every login and once per process start; failed
+    # logins and lockouts, which it logs as warnings, still show.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

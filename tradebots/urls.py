@@ -19,5 +19,6 @@ urlpatterns = [
 ]
 
 handler400 = "tradebots.views.bad_request"
+handler403 = "tradebots.views.permission_denied"
 handler404 = "tradebots.views.not_found"
 handler500 = "tradebots.views.server_error"

@@ -6,6 +6,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import bad_request as defaults_bad_request
 from django.views.defaults import page_not_found
+from django.views.defaults import permission_denied as defaults_permission_denied
 from django.views.defaults import server_error as defaults_server_error
 from kombu.exceptions import OperationalError
 
@@ -57,6 +58,12 @@ def not_found(request, exception):
     if is_api_request(request):
         return api_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def permission_denied(request, exception):
+    if is_api_request(request):
+        return json_error(str(exception) or "Forbidden", 403)
+    return defaults_permission_denied(request, exception)
 
 
 def server_error(request):

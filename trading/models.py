@@ -59,6 +59,17 @@ class Trade(models.Model):
 
     class Meta:
         ordering = ("-created_at", "-id")
+        indexes = [
+            # A bot's open orders: read by every intent, the capital figures and the order sync;
+            # a handful of rows among a bot's whole history.
+            models.Index(
+                fields=["bot", "created_at"],
+                condition=models.Q(
+                    status__in=["pending", "accepted", "partially_filled", "unknown"]
+                ),
+                name="trade_open_by_bot",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.side} {self.qty.normalize():f} {self.symbol} ({self.status})"

@@ -17,9 +17,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bots.models import Bot
 from tradebots import live
+from tradebots.permissions import trade_required
 
 from . import emergency
-from .broker import BrokerError, get_broker
+from .broker import BrokerError, describe_failure, get_broker
 from .models import Position, Trade
 from .positions import OpenPositionRow, unmanaged_positions
 
@@ -212,6 +213,7 @@ def _toast_or_redirect(request, message: str, level: str):
 
 
 @require_POST
+@trade_required
 def close_position(request, pk):
     position = get_object_or_404(Position, pk=pk)
     pause_bot = request.POST.get("pause_bot", "true").lower() != "false"
@@ -223,13 +225,14 @@ def close_position(request, pk):
 
 
 @require_POST
+@trade_required
 def close_unmanaged(request, symbol):
     try:
         trade = emergency.close_unmanaged(symbol, request.user.get_username())
     except emergency.CloseRefused as refused:
         return _toast_or_redirect(request, refused.message, "error")
     except BrokerError as error:
-        return _toast_or_redirect(request, f"Broker unreachable: {error}", "error")
+        return _toast_or_redirect(request, describe_failure(error), "error")
     verb = "Sold" if trade.side == Trade.Side.SELL else "Bought back"
     return _toast_or_redirect(
         request, f"{verb} {trade.qty.normalize():f} unmanaged {symbol} shares.", "success"
@@ -237,6 +240,7 @@ def close_unmanaged(request, symbol):
 
 
 @require_POST
+@trade_required
 def emergency_stop(request):
     report = emergency.emergency_stop(request.user.get_username())
     text = f"Sold {len(report.closed)} position(s), paused {len(report.paused)} bot(s)."

@@ -3,9 +3,6 @@ import functools
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import Permission
-
-from tradebots.permissions import TRADE_PERMISSION
 
 DEFAULT_PASSWORD = "correct-horse-battery"
 
@@ -19,16 +16,15 @@ def _hashed_default_password() -> str:
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
+        skip_postgeneration_save = True  # the role hook changes groups, not the user's row
 
-    username = factory.Sequence(lambda n: f"trader{n}")
+    username = factory.Sequence(lambda n: f"user{n}")
     password = factory.LazyFunction(_hashed_default_password)
 
     @factory.post_generation
-    def trader(user, create, extracted, **kwargs):
-        """UserFactory(trader=True): a user with the trade permission."""
-        if extracted:
-            app_label, codename = TRADE_PERMISSION.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    def role(user, create, role, **kwargs):
+        """``UserFactory(role="trader")`` or ``"viewer"``; without it the user is in no group."""
+        if create and role:
+            from accounts.roles import set_role
+
+            set_role(user, role)

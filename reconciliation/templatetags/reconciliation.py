@@ -11,7 +11,11 @@ register = template.Library()
 
 @register.inclusion_tag("reconciliation/partials/sync_panel.html", takes_context=True)
 def sync_panel(context):
-    return {"run": services.last_run(), "csrf_token": context.get("csrf_token")}
+    return {
+        "run": services.last_run(),
+        "csrf_token": context.get("csrf_token"),
+        "can_trade": context.get("can_trade"),
+    }
 
 
 @register.filter

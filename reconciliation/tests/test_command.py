@@ -92,6 +92,11 @@ def test_since_narrows_the_window():
     [
         (["--since", "last tuesday"], "--since: Enter an ISO 8601 date or date-time"),
         (["--since", "2999-01-01"], "--since: Must be in the past."),
+        (["--since", "9999-12-31T23:59-05:00"], "--since: Must be in the past."),
+        (["--since", "0001-01-01"], "--since: Must be on or after 1970-01-01"),
+        (["--since", "0001-01-01T00:00+05:00"], "--since: Must be on or after 1970-01-01"),
+        (["--since", "1969-12-31T23:59Z"], "--since: Must be on or after 1970-01-01"),
+        (["--since", "2025-02-30"], "--since: Enter an ISO 8601 date or date-time"),
         (["--limit", "many"], "--limit: Enter a whole number."),
         (["--limit", "0"], "--limit: Ensure this value is greater than or equal to 1."),
         (["--limit", "10001"], "--limit: Ensure this value is less than or equal to 10000."),
@@ -140,4 +145,10 @@ def test_the_real_process_exit_codes(clean_books, test_database_env):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "CommandError: --since: Enter an ISO 8601 date or date-time, e.g. 2025-01-31T14:00Z."
+    ]
+
+    ancient = _manage("--since", "0001-01-01")
+    assert ancient.returncode == 2
+    assert ancient.stderr.strip().splitlines() == [
+        "CommandError: --since: Must be on or after 1970-01-01: no broker order is older."
     ]

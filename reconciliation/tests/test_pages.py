@@ -1,9 +1,11 @@
 """The dashboard's sync panel and Check Sync, the history page, a run's report, the admin."""
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.template import Context, Template
 from django.urls import reverse
 
@@ -145,4 +147,59 @@ def test_anonymous_users_are_sent_to_log_in(client):
     for url in (RUNS, reverse("dashboard")):
         assert client.get(url).status_code == 302
     assert client.post(CHECK).status_code == 302
+    assert not ReconciliationRun.objects.exists()
+
+
+def test_the_history_page_can_check_a_narrower_window(user_client):
+    response = user_client.post(CHECK, {"since": "2024-06-01T14:00Z", "limit": "20"})
+
+    run = ReconciliationRun.objects.get()
+    assert response["Location"] == reverse("reconciliation:run", args=[run.pk])
+    assert (run.since.isoformat(), run.limit) == ("2024-06-01T14:00:00+00:00", 20)
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"since": "0001-01-01"}, "since", "Must be on or after 1970-01-01"),
+        ({"since": "9999-12-31T23:59-05:00"}, "since", "Must be in the past."),
+        ({"since": "last week"}, "since", "Enter an ISO 8601 date or date-time"),
+        ({"limit": "0"}, "limit", "Ensure this value is greater than or equal to 1."),
+    ],
+)
+def test_a_bad_window_is_shown_inline_and_nothing_runs(user_client, data, field, message):
+    response = user_client.post(CHECK, data)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    error = re.search(rf'<div id="error-{field}" class="field-error"[^>]*>(.*?)</div>', html)
+    assert message in error.group(1)
+    assert f'value="{data[field]}"' in html  # what was typed stays in the field
+    assert not ReconciliationRun.objects.exists()
+
+
+def test_a_bad_window_from_htmx_answers_with_the_errors(user_client):
+    html = user_client.post(CHECK, {"since": "0001-01-01"}, headers=HTMX).content.decode()
+
+    assert 'data-testid="check-invalid"' in html and "Must be on or after 1970-01-01" in html
+    assert not ReconciliationRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-01-31", "2025-01-31T00:00:00+00:00"),
+        ("2025-01-31T14:00Z", "2025-01-31T14:00:00+00:00"),
+        ("2025-01-31T14:00:00-05:00", "2025-01-31T14:00:00-05:00"),
+        ("1970-01-01T00:00Z", "1970-01-01T00:00:00+00:00"),
+    ],
+)
+def test_parse_since_reads_iso_dates_and_times(text, expected):
+    assert services.parse_since(text).isoformat() == expected
+    assert services.parse_since("  ") is None
+
+
+def test_the_service_itself_refuses_an_impossible_window():
+    with pytest.raises(ValidationError, match="on or after 1970-01-01"):
+        a_run(since=datetime(1, 1, 1, tzinfo=UTC), broker=ListBroker([]))
     assert not ReconciliationRun.objects.exists()

@@ -97,6 +97,7 @@ def test_the_worker_runs_the_task_and_open_pages_get_the_warning(
     )
     client.force_login(user)
     headers = [
+        (b"host", b"127.0.0.1"),
         (b"origin", b"http://127.0.0.1"),
         (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
     ]

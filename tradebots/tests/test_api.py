@@ -337,13 +337,21 @@ def test_the_docs_page_uses_the_vendored_swagger_ui(viewer_client):
         assert viewer_client.get(source).status_code == 200, source
 
 
-@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
-@pytest.mark.parametrize("path", ["/api/trades", "/api/account/reconcile"])
-def test_a_time_without_a_utc_equivalent_is_400(user_client, path, since):
+NO_UTC_EQUIVALENT = "Must fall between the years 1 and 9999 in UTC."
+
+
+@pytest.mark.parametrize(
+    ("path", "since", "message"),
+    [
+        ("/api/trades", "9999-12-31T23:59:59-05:00", NO_UTC_EQUIVALENT),
+        ("/api/trades", "0001-01-01T00:00:00+05:00", NO_UTC_EQUIVALENT),
+        ("/api/account/reconcile", "9999-12-31T23:59:59-05:00", "Must be in the past."),
+        ("/api/account/reconcile", "0001-01-01T00:00:00+05:00",
+         "Must be on or after 1970-01-01: no broker order is older."),
+    ],
+)  # fmt: skip
+def test_a_time_out_of_range_is_400(user_client, path, since, message):
     response = user_client.get(path, {"since": since})
 
     assert response.status_code == 400
-    assert response.json() == {
-        "error": "Invalid parameters",
-        "fields": {"since": ["Must fall between the years 1 and 9999 in UTC."]},
-    }
+    assert response.json() == {"error": "Invalid parameters", "fields": {"since": [message]}}

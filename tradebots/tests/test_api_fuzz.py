@@ -93,7 +93,7 @@ def books(daphne_url, transactional_db):
             "submitted_at": started.isoformat(),
         }],
     )  # fmt: skip
-    trader = UserFactory(trader=True)
+    trader = UserFactory(role="trader")
     return {"url": daphne_url, "trader": trader, "token": create_api_token(trader.username)}
 
 

@@ -67,3 +67,28 @@ def test_system_status_partial_lists_each_component(user_client):
     assert 'id="system-status"' in html
     for name in ("Database", "Redis", "Worker"):
         assert f"<strong>{name}</strong>" in html
+
+
+def test_the_redis_cache_keeps_one_pool_however_many_cache_objects_django_builds():
+    # Under ASGI every request runs in a fresh context and Django builds a new cache object for
+    # it; the pool (and its connections) must outlive it, or each request opens a connection.
+    from django.core.cache import caches
+
+    first, second = (caches.create_connection("default") for _ in range(2))
+    assert first is not second
+    first.set("pool-probe", "ok")
+
+    assert second.get("pool-probe") == "ok"
+    assert first._cache._get_connection_pool(True) is second._cache._get_connection_pool(True)
+
+
+def test_the_health_check_reuses_its_redis_connection():
+    from tradebots import health
+    from tradebots.redis_client import redis_client
+
+    connections_before = redis_client().info("stats")["total_connections_received"]
+    for _ in range(5):
+        assert health.check_redis().ok
+
+    opened = redis_client().info("stats")["total_connections_received"] - connections_before
+    assert opened <= 1

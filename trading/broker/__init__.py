@@ -25,6 +25,7 @@ from .base import (
     Asset,
     Bar,
     Broker,
+    BrokerAuthRejected,
     BrokerError,
     BrokerPosition,
     BrokerUnavailable,
@@ -41,6 +42,7 @@ from .base import (
     OrderType,
     RateLimited,
     TimeFrame,
+    describe_failure,
 )
 from .budget import Priority, RequestBudget, current_priority, request_priority
 
@@ -50,6 +52,7 @@ __all__ = [
     "Asset",
     "Bar",
     "Broker",
+    "BrokerAuthRejected",
     "BrokerError",
     "BrokerPosition",
     "BrokerUnavailable",
@@ -71,6 +74,7 @@ __all__ = [
     "alpaca_configured",
     "broker_label",
     "current_priority",
+    "describe_failure",
     "get_broker",
     "interactive",
     "request_priority",

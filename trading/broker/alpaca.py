@@ -31,6 +31,7 @@ from .base import (
     Asset,
     Bar,
     Broker,
+    BrokerAuthRejected,
     BrokerError,
     BrokerPosition,
     BrokerUnavailable,
@@ -115,6 +116,13 @@ def _api_error_message(error: APIError) -> str:
         return f"HTTP {error.status_code}"
 
 
+def _api_error_code(error: APIError) -> int | None:
+    try:
+        return int(error.code)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def translate_error(error: Exception, *, ordering: bool = False) -> BrokerError:
     """The gateway's error for what alpaca-py or requests raised."""
     if isinstance(error, requests.RequestException):
@@ -122,6 +130,10 @@ def translate_error(error: Exception, *, ordering: bool = False) -> BrokerError:
     if not isinstance(error, APIError):
         return BrokerError(str(error))
     status = error.status_code
+    # Keys it does not accept: 401 with code 40110000, or 403 with just {"message": "forbidden."};
+    # its refusals of an order (buying power, quantity, day-trading rules) are 403s with a code.
+    if status == 401 or (status == 403 and _api_error_code(error) is None):
+        return BrokerAuthRejected(status)
     message = _api_error_message(error)
     if status == 429:
         return RateLimited(f"Alpaca rate limit: {message}")
@@ -290,7 +302,7 @@ class AlpacaBroker(Broker):
                 return self.get_order_by_client_order_id(client_order_id)
             except NotFound:
                 continue
-            except BrokerUnavailable:
+            except (BrokerUnavailable, BrokerAuthRejected):
                 break  # cannot tell whether it exists: resending could not be proven safe
         raise unknown_outcome
 

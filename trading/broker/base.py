@@ -156,6 +156,24 @@ class DuplicateClientOrderId(OrderRejected):
     """An order with this client_order_id exists already (the gateway resolves this itself)."""
 
 
+class BrokerAuthRejected(OrderRejected):
+    """The broker refused our API keys (HTTP 401 or 403) before looking at the request: a
+    configuration problem, not an outage, and retrying will not help until the keys are fixed.
+    An OrderRejected, because an order met with it was certainly not placed."""
+
+    def __init__(self, status: int):
+        super().__init__(f"Alpaca rejected the API keys (HTTP {status})")
+        self.status = status
+
+
+def describe_failure(error: BrokerError) -> str:
+    """A failed broker call as the operator is told of it: rejected keys as such, anything else
+    as the broker being unreachable."""
+    if isinstance(error, BrokerAuthRejected):
+        return str(error)
+    return f"Broker unreachable: {error}"
+
+
 class Broker(abc.ABC):
     """What the app may ask of a broker. Implementations: AlpacaBroker and PaperBroker."""
 

@@ -47,6 +47,8 @@ ERROR_BODIES = {
     429: {"code": 42910000, "message": "rate limit exceeded"},
     500: {"code": 50010000, "message": "internal server error occurred"},
 }
+# How Alpaca answers keys it does not accept: 401 with its code, or 403 with no code at all.
+KEY_REJECTION_BODIES = {401: ERROR_BODIES[401], 403: {"message": "forbidden."}}
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Faults:
     # (requests, seconds): like Alpaca, answer 429 to a request that makes more than that many
     # arrive within that many seconds (both ends included).
     rate_limit: tuple[int, float] | None = None
+    # 401 or 403: answer every request as Alpaca answers API keys it does not accept.
+    reject_keys: int | None = None
 
 
 @dataclass(frozen=True)
@@ -516,7 +520,10 @@ def _handler_for(fake: FakeAlpaca):
                     self.headers.get("APCA-API-KEY-ID") != API_KEY
                     or self.headers.get("APCA-API-SECRET-KEY") != SECRET_KEY
                 ):
-                    raise ErrorResponse(401, ERROR_BODIES[401])
+                    raise ErrorResponse(401, KEY_REJECTION_BODIES[401])
+                if fake.faults.reject_keys:
+                    status = fake.faults.reject_keys
+                    raise ErrorResponse(status, KEY_REJECTION_BODIES[status])
                 if fake.over_rate_limit(arrived):
                     raise ErrorResponse(429, ERROR_BODIES[429])
                 failure = fake.injected_failure(self.command, url.path)

@@ -601,3 +601,9 @@ def test_a_bots_fill_not_yet_booked_is_never_offered_as_unmanaged(broker_kind, f
     assert unmanaged_positions() == []
     with pytest.raises(emergency.CloseRefused, match="no unmanaged"):
         emergency.close_unmanaged(trade.symbol, "operator")
+
+
+def test_the_open_orders_index_covers_exactly_the_open_statuses():
+    # The partial index spells the statuses out (a Meta cannot see the class's constants).
+    (index,) = [index for index in Trade._meta.indexes if index.name == "trade_open_by_bot"]
+    assert sorted(dict(index.condition.children)["status__in"]) == sorted(Trade.OPEN_STATUSES)

@@ -378,8 +378,9 @@ def test_prices_are_asked_for_once_for_all_open_symbols(
         PositionFactory(bot=BotFactory(symbol=symbol))
     PositionFactory.create_batch(3, closed=True)
 
-    # 13: one of them sums what the bots' open buys may still add, for the unmanaged figure.
-    with django_assert_max_num_queries(13):
+    # 15: one of them sums what the bots' open buys may still add, for the unmanaged figure;
+    # two read the user's permissions (its own and its groups'), once a request, for its role.
+    with django_assert_max_num_queries(15):
         html = user_client.get(POSITIONS).content.decode()
 
     assert calls == [["AAPL", "MSFT", "SPY"]]
