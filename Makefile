@@ -35,6 +35,7 @@ bench-reconcile: install
 	$(WITH_REDIS) $(PY) bench/reconcile.py $(BENCH_ARGS)
 
 bench-load: install
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(WITH_REDIS) $(PY) bench/load.py $(BENCH_ARGS)
 
 lint: install-dev

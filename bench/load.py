@@ -14,11 +14,14 @@ clients, connections bounded by the pool.
 """
 
 import argparse
+import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -139,12 +142,18 @@ def trader_session_cookie() -> tuple[str, str]:
 
 
 def start_daphne(database_url: str, processes: int) -> tuple[list[subprocess.Popen], int]:
-    """``processes`` daphne processes sharing one listening socket (``--fd``), as Channels'
-    deployment guide runs them under supervisord; returns them and the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(512)
-    port = listener.getsockname()[1]
+    """``processes`` daphne processes on one port, each with its own listening socket
+    (SO_REUSEPORT, so the kernel spreads connections evenly instead of whichever process
+    accepts first taking a burst of them), passed in with ``--fd`` as Channels' deployment guide
+    does under a process manager; returns them and the port."""
+    port, listeners = 0, []
+    for _ in range(processes):
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(512)
+        port = listener.getsockname()[1]
+        listeners.append(listener)
     env = dict(os.environ, DATABASE_URL=database_url, DEBUG="false")
     servers = [
         subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
@@ -162,9 +171,10 @@ def start_daphne(database_url: str, processes: int) -> tuple[list[subprocess.Pop
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
-        for _ in range(processes)
+        for listener in listeners
     ]
-    listener.close()  # the servers hold it now
+    for listener in listeners:
+        listener.close()  # the servers hold them now
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for server in servers:
@@ -203,50 +213,70 @@ class ConnectionSampler(threading.Thread):
                 time.sleep(0.05)
 
 
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, '
+    .. '"p50": %d, "p95": %d, "p99": %d}\\n',
+    summary.requests, errors.connect, errors.read, errors.write, errors.status, errors.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
 def drive(base_url: str, cookie, paths: list[str], clients: int, seconds: float) -> dict:
+    """One wrk per path, all at once, the clients shared between them: a load generator in C, so
+    the numbers are the server's and not a Python client's own queueing on its GIL."""
     import requests
 
-    results: dict[str, list] = defaultdict(list)
-    errors: dict[str, list] = defaultdict(list)
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def client(number: int):
-        session = requests.Session()
-        session.cookies.set(*cookie)
-        turn = number
-        while time.monotonic() < deadline:
-            path = paths[turn % len(paths)]
-            turn += 1
-            started = time.perf_counter()
-            try:
-                response = session.get(base_url + path, timeout=30)
-                failed = None if response.status_code == 200 else f"HTTP {response.status_code}"
-            except requests.RequestException as error:
-                failed = type(error).__name__
-            elapsed = time.perf_counter() - started
-            with lock:
-                results[path].append(elapsed)
-                if failed:
-                    errors[path].append(failed)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return {path: (results[path], errors[path]) for path in paths}
+    header = f"Cookie: {cookie[0]}={cookie[1]}"
+    for path in paths:  # a redirect to the login page would count as a success in wrk
+        answer = requests.get(base_url + path, headers={"Cookie": header[8:]}, timeout=30)
+        if answer.status_code != 200 or answer.history:
+            sys.exit(f"{path} answers {answer.status_code} before the load: check the set-up")
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk is not installed: apt-get install wrk (make bench-load does)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_REPORT)
+    connections = [clients // len(paths) + (n < clients % len(paths)) for n in range(len(paths))]
+    runs = {
+        path: subprocess.Popen(  # noqa: S603 - wrk with our own arguments
+            [
+                wrk,
+                "-t1",
+                f"-c{count}",
+                f"-d{seconds:g}s",
+                "--timeout",
+                "30s",
+                "-H",
+                header,
+                "-s",
+                script.name,
+                base_url + path,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for path, count in zip(paths, connections, strict=True)
+    }
+    outcome = {}
+    for path, run in runs.items():
+        output = run.communicate()[0]
+        report = [line for line in output.splitlines() if line.startswith("{")]
+        if run.returncode or not report:
+            sys.exit(f"wrk failed on {path}: {output[-1000:]}")
+        outcome[path] = json.loads(report[-1])
+    os.unlink(script.name)
+    return outcome
 
 
 def redis_connections_received() -> int:
     from tradebots.redis_client import redis_client
 
     return redis_client().info("stats")["total_connections_received"]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main() -> None:
@@ -281,13 +311,17 @@ def main() -> None:
             f"{args.clients} clients for {args.seconds:g} s against {args.web_processes} daphne "
             f"process(es) (PostgreSQL)"
         )
-        for path, (times, errors) in outcome.items():
-            error_kinds = {kind: errors.count(kind) for kind in set(errors)}
-            p50, p95, p99 = (percentile(times, fraction) * 1000 for fraction in (0.5, 0.95, 0.99))
+        for path, report in outcome.items():
+            errors = {
+                kind: report[kind]
+                for kind in ("connect", "read", "write", "status", "timeout")
+                if report[kind]
+            }
             print(
-                f"{path:16} requests {len(times):5} ({len(times) / args.seconds:.1f}/s) | "
-                f"errors {len(errors)} {error_kinds or ''} | p50 {p50:.0f} ms | "
-                f"p95 {p95:.0f} ms | p99 {p99:.0f} ms"
+                f"{path:16} requests {report['requests']:5} "
+                f"({report['requests'] / args.seconds:.1f}/s) | errors {sum(errors.values())} "
+                f"{errors or ''}| p50 {report['p50'] / 1000:.0f} ms | "
+                f"p95 {report['p95'] / 1000:.0f} ms | p99 {report['p99'] / 1000:.0f} ms"
             )
         print(
             f"peak database connections: {sampler.peak} | Redis connections opened: "

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+from django.db.models import F
 from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema
 from ninja.pagination import paginate
@@ -42,6 +43,14 @@ class FillsOut(Schema):
     average_price: Money | None
 
 
+def _bot_name(row: Trade | Position) -> str | None:
+    """The lists annotate ``bot_name`` (a page of rows builds no Bot objects for their names);
+    a single row loaded otherwise reads its bot."""
+    if hasattr(row, "bot_name"):
+        return row.bot_name
+    return row.bot.name if row.bot_id else None
+
+
 class TradeOut(Schema):
     id: int
     bot_id: UUID | None = Field(description="Null for unmanaged closes and deleted bots.")
@@ -66,7 +75,7 @@ class TradeOut(Schema):
 
     @staticmethod
     def resolve_bot_name(trade: Trade) -> str | None:
-        return trade.bot.name if trade.bot else None
+        return _bot_name(trade)
 
     @staticmethod
     def resolve_fills(trade: Trade) -> dict:
@@ -89,7 +98,7 @@ class TradeFilters(Schema):
 @paginate(KeysetPagination, ordering=("-created_at", "-id"))
 def list_trades(request, filters: Query[TradeFilters]):
     """Every order intent of every bot, newest first."""
-    trades = Trade.objects.select_related("bot")
+    trades = Trade.objects.annotate(bot_name=F("bot__name"))
     if filters.bot:
         trades = trades.filter(bot_id=filters.bot)
     if filters.symbol:
@@ -105,7 +114,7 @@ def list_trades(request, filters: Query[TradeFilters]):
 
 @router.get("/trades/{int:trade_id}", response=responses({200: TradeOut}, 404))
 def get_trade(request, trade_id: int):
-    return get_object_or_404(Trade.objects.select_related("bot"), pk=trade_id)
+    return get_object_or_404(Trade.objects.annotate(bot_name=F("bot__name")), pk=trade_id)
 
 
 # --- positions ---------------------------------------------------------------------------------
@@ -126,7 +135,7 @@ class PositionOut(Schema):
 
     @staticmethod
     def resolve_bot_name(position: Position) -> str | None:
-        return position.bot.name if position.bot else None
+        return _bot_name(position)
 
 
 class OpenPositionOut(PositionOut):
@@ -181,14 +190,16 @@ def _valued(positions: list[Position]) -> list[Position]:
 @paginate(KeysetPagination, ordering=("-opened_at", "-id"), rows=_valued)
 def list_open_positions(request):
     """Open positions of our bots, newest first, valued at the broker's latest prices."""
-    return Position.objects.filter(is_open=True).select_related("bot")
+    return Position.objects.filter(is_open=True).annotate(bot_name=F("bot__name"))
 
 
 @router.get("/positions/closed", response=responses({200: list[ClosedPositionOut]}))
 @paginate(KeysetPagination, ordering=("-closed_at", "-id"))
 def list_closed_positions(request):
     """Closed positions with their realized P&L, most recently closed first."""
-    return Position.objects.filter(is_open=False, closed_at__isnull=False).select_related("bot")
+    return Position.objects.filter(is_open=False, closed_at__isnull=False).annotate(
+        bot_name=F("bot__name")
+    )
 
 
 @router.get("/positions/unmanaged", response=responses({200: list[UnmanagedPositionOut]}, 503))
