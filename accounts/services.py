@@ -5,7 +5,9 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
 
@@ -81,7 +83,32 @@ def total_realized_gains() -> Decimal:
     return closed.aggregate(total=Sum("realized_pnl"))["total"] or Decimal(0)
 
 
-def account_summary() -> AccountSummary:
+BROKER_ACCOUNT_CACHE_KEY = "tradebots:broker-account"
+
+
+def _broker_account(fresh: bool):
+    """The broker's account figures for display. Readings within ACCOUNT_REFRESH_SECONDS of
+    the last one share it, so open dashboards and API clients cost the broker one call per
+    window however many there are (Alpaca's request budget); the refresh after a change asks
+    afresh. The capital checks never come here: they read buying power at that moment."""
+    window = settings.ACCOUNT_REFRESH_SECONDS
+    if not fresh and window > 0:
+        try:
+            cached = cache.get(BROKER_ACCOUNT_CACHE_KEY)
+        except redis.RedisError:  # no shared reading: ask the broker
+            cached = None
+        if cached is not None:
+            return cached
+    account = get_broker().get_account()
+    if window > 0:
+        try:
+            cache.set(BROKER_ACCOUNT_CACHE_KEY, account, timeout=window)
+        except redis.RedisError:
+            logger.warning("Could not share the account reading", exc_info=True)
+    return account
+
+
+def account_summary(*, fresh: bool = False) -> AccountSummary:
     capital = capital_figures()
     books = {
         "broker": broker_kind(),
@@ -92,7 +119,7 @@ def account_summary() -> AccountSummary:
         "total_realized_gains": total_realized_gains(),
     }
     try:
-        account = get_broker().get_account()
+        account = _broker_account(fresh)
     except BrokerError as error:
         logger.warning("Account figures unavailable: %s", error)
         return AccountSummary(**books, error=describe_failure(error))
@@ -112,7 +139,8 @@ REFRESH_SCHEDULED_KEY = "tradebots:account-summary-refresh"
 
 
 def push_account_summary() -> None:
-    live.broadcast("accounts/partials/account_summary.html", {"account": account_summary()})
+    summary = account_summary(fresh=True)
+    live.broadcast("accounts/partials/account_summary.html", {"account": summary})
 
 
 def refresh_account_summary_on_commit() -> None:

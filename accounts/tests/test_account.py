@@ -359,3 +359,31 @@ def test_the_api_status_is_the_dashboards_system_panel(user_client, request):
         "next_close": "2026-11-30T21:00:00Z",
         "checked_at": "2026-11-30T15:00:00Z",
     }
+
+
+@pytest.mark.django_db
+def test_page_loads_within_the_refresh_window_share_one_broker_reading(settings, monkeypatch):
+    """Open dashboards cost the broker one account call per ACCOUNT_REFRESH_SECONDS; the
+    refresh pushed after a change always reads afresh."""
+    from django.core.cache import cache
+
+    settings.ACCOUNT_REFRESH_SECONDS = 60
+    cache.delete(services.BROKER_ACCOUNT_CACHE_KEY)
+    account_calls = []
+    real_get_account = PaperBroker.get_account
+    monkeypatch.setattr(
+        PaperBroker, "get_account", lambda self: account_calls.append(1) or real_get_account(self)
+    )
+
+    first, second = services.account_summary(), services.account_summary()
+    assert len(account_calls) == 1
+    assert second.buying_power == first.buying_power
+
+    exchange.submit_order(
+        symbol="AAPL", qty=Decimal(1), side="buy", order_type="market", client_order_id="cache-1"
+    )
+    refreshed = services.account_summary(fresh=True)
+    assert len(account_calls) == 2
+    assert refreshed.cash < first.cash
+    assert services.account_summary().cash == refreshed.cash  # the fresh reading is shared
+    assert len(account_calls) == 2
