@@ -3,8 +3,3 @@ from django.apps import AppConfig
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-
-    def ready(self):
-        from . import signals
-
-        signals.connect()

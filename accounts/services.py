@@ -1,19 +1,16 @@
 """The brokerage account as the operator sees it: the broker's figures next to our books."""
 
 import logging
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models import Sum
 
 from bots.services import capital_figures
 from tradebots import live
-from tradebots.redis_client import redis_client
 from trading.broker import (
     BrokerError,
     alpaca_configured,
@@ -135,41 +132,8 @@ def account_summary(*, fresh: bool = False) -> AccountSummary:
 
 # --- live refresh ------------------------------------------------------------------------------
 
-REFRESH_SCHEDULED_KEY = "tradebots:account-summary-refresh"
-
 
 def push_account_summary() -> None:
+    """Every open dashboard's account summary, read afresh (tradebots.account_refresh)."""
     summary = account_summary(fresh=True)
     live.broadcast("accounts/partials/account_summary.html", {"account": summary})
-
-
-def refresh_account_summary_on_commit() -> None:
-    """Refresh every dashboard's account summary after the current transaction commits, at most
-    once per ACCOUNT_REFRESH_SECONDS however many fills and bots change: the first change
-    schedules one push (one broker call) for the end of that window, later ones join it."""
-    transaction.on_commit(_schedule_refresh, robust=True)
-
-
-_refresh_known_until = 0.0  # this process knows a refresh is scheduled until then (monotonic)
-
-
-def _schedule_refresh() -> None:
-    global _refresh_known_until
-    from .tasks import refresh_account_summary
-
-    window = settings.ACCOUNT_REFRESH_SECONDS
-    if window <= 0:
-        push_account_summary()
-        return
-    if time.monotonic() < _refresh_known_until:
-        return  # the refresh scheduled for this window covers this change: no Redis call
-    try:
-        first = redis_client().set(
-            REFRESH_SCHEDULED_KEY, "1", nx=True, px=max(1, int(window * 1000))
-        )
-        # The key lives a whole window; half of it is safely inside, whoever set it.
-        _refresh_known_until = time.monotonic() + window / 2
-        if first:
-            refresh_account_summary.apply_async(countdown=window)
-    except Exception:  # noqa: BLE001 - the next page load shows the figures anyway
-        logger.warning("Could not schedule the account summary refresh", exc_info=True)

@@ -5,5 +5,5 @@ from . import services
 
 @shared_task
 def refresh_account_summary() -> None:
-    """The throttled account summary push (scheduled by refresh_account_summary_on_commit)."""
+    """The throttled account summary push (scheduled by tradebots.account_refresh)."""
     services.push_account_summary()

@@ -34,7 +34,7 @@ from django.db.models import DecimalField, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 
-from tradebots import live
+from tradebots import account_refresh, live
 from tradebots.money import format_money
 
 from .models import AllocationLock, Bot, BotStatusChange
@@ -381,6 +381,7 @@ def create_bot(data: dict, actor: str) -> Bot:
         _check_capital(data["capital"], buying_power)
         bot = Bot.objects.create(**data)
         _record_status(bot, "", Bot.Status.STOPPED, actor, "Created")
+        account_refresh.account_changed()
     return bot
 
 
@@ -416,6 +417,8 @@ def update_bot(bot: Bot, data: dict, actor: str) -> Bot:
         for field, value in data.items():
             setattr(locked, field, value)
         locked.save(update_fields=[*data, "updated_at"])
+        if "capital" in data:
+            account_refresh.account_changed()
     for field in (*data, "updated_at"):
         setattr(bot, field, getattr(locked, field))
     broadcast_bot(locked)
@@ -463,6 +466,7 @@ def delete_bots(bots, actor: str) -> int:
             raise BotError(" ".join(refusals) + suffix)
         for bot in locked:
             bot.delete()
+        account_refresh.account_changed()
     return len(locked)
 
 

@@ -31,7 +31,7 @@ from django.utils import timezone
 from bots import services as bot_services
 from bots.models import Bot
 from bots.strategy import stop_loss_price, take_profit_price
-from tradebots import live
+from tradebots import account_refresh, live
 
 from . import live_updates
 from .broker import (
@@ -429,6 +429,7 @@ def record_order(trade: Trade, order: Order) -> Trade:
             fill_price = (order.filled_qty * order.filled_avg_price - booked) / new_fill
             fill_price = fill_price.quantize(PRICE_PLACES)
             position = _apply_fill(trade, new_fill, fill_price)
+            account_refresh.account_changed()
             if position is not None:
                 trade.position = position
             trade.filled_qty = order.filled_qty

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from accounts import services
 from accounts.services import AccountSummary
 from bots.tests.factories import BotFactory
+from tradebots import account_refresh
 from tradebots.asgi import application
 from trading.broker import BrokerPosition, BrokerUnavailable, OrderSide, get_broker
 from trading.broker.paper import exchange
@@ -284,7 +285,7 @@ def test_a_fill_refreshes_the_account_summary_on_open_dashboards(
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     settings.ACCOUNT_REFRESH_SECONDS = 0.2
-    monkeypatch.setattr(services, "_refresh_known_until", 0.0)
+    monkeypatch.setattr(account_refresh, "_refresh_known_until", 0.0)
     from trading.orders import place_order
 
     bot = BotFactory()
@@ -316,11 +317,11 @@ def test_many_fills_schedule_one_account_refresh_per_window(settings, monkeypatc
 
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     settings.ACCOUNT_REFRESH_SECONDS = 60
-    monkeypatch.setattr(services, "_refresh_known_until", 0.0)
-    redis_client().delete(services.REFRESH_SCHEDULED_KEY)
+    monkeypatch.setattr(account_refresh, "_refresh_known_until", 0.0)
+    redis_client().delete(account_refresh.REFRESH_SCHEDULED_KEY)
     scheduled = []
     monkeypatch.setattr(
-        tasks.refresh_account_summary, "apply_async", lambda **kw: scheduled.append(kw)
+        tasks.refresh_account_summary, "apply_async", lambda *a, **kw: scheduled.append(kw)
     )
     account_calls = []
     real_get_account = PaperBroker.get_account
@@ -333,7 +334,7 @@ def test_many_fills_schedule_one_account_refresh_per_window(settings, monkeypatc
 
     assert scheduled == [{"countdown": 60}]
     assert account_calls == []
-    redis_client().delete(services.REFRESH_SCHEDULED_KEY)
+    redis_client().delete(account_refresh.REFRESH_SCHEDULED_KEY)
 
 
 def test_the_api_status_is_the_dashboards_system_panel(user_client, request):
@@ -387,3 +388,30 @@ def test_page_loads_within_the_refresh_window_share_one_broker_reading(settings,
     assert refreshed.cash < first.cash
     assert services.account_summary().cash == refreshed.cash  # the fresh reading is shared
     assert len(account_calls) == 2
+
+
+@pytest.mark.django_db
+def test_bot_changes_that_move_the_figures_refresh_the_account(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    """Creating and deleting a bot and changing its capital refresh the dashboards' account
+    summary; renaming it does not."""
+    from accounts import tasks
+    from bots import services as bot_services
+
+    refreshes = []
+    monkeypatch.setattr(
+        tasks.refresh_account_summary, "apply", lambda *a, **kw: refreshes.append("refresh")
+    )
+    data = {"name": "Apple", "symbol": "AAPL", "capital": Decimal("1000"), "timeframe": "5Min"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        bot = bot_services.create_bot(data, "alice")
+    with django_capture_on_commit_callbacks(execute=True):
+        bot_services.update_bot(bot, {"name": "Apple two"}, "alice")
+    assert refreshes == ["refresh"]
+    with django_capture_on_commit_callbacks(execute=True):
+        bot_services.update_bot(bot, {"capital": Decimal("500")}, "alice")
+    with django_capture_on_commit_callbacks(execute=True):
+        bot_services.delete_bot(bot, "alice")
+    assert refreshes == ["refresh"] * 3
