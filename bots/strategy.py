@@ -21,6 +21,8 @@ from ta.momentum import RSIIndicator, StochasticOscillator
 from ta.trend import MACD, EMAIndicator, SMAIndicator
 from ta.volatility import BollingerBands
 
+from tradebots.money import format_money, to_cents
+
 from .schema import (
     INDICATOR_NAMES,
     MAJORITY,
@@ -35,7 +37,6 @@ from .schema import (
 )
 
 VALUE_PLACES = Decimal("0.0001")
-CENTS = Decimal("0.01")
 
 
 # --- Warm-up ----------------------------------------------------------------------------------
@@ -304,23 +305,17 @@ def indicator_series(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[
 
 def stop_loss_price(entry_price: Decimal, pct: Decimal) -> Decimal:
     """The price `pct` percent (5 means 5%) below the entry, to the cent, halves rounded up."""
-    price = entry_price * (100 - Decimal(pct)) / 100
-    return price.quantize(CENTS, rounding=ROUND_HALF_UP)
+    return to_cents(entry_price * (100 - Decimal(pct)) / 100)
 
 
 def take_profit_price(entry_price: Decimal, pct: Decimal) -> Decimal:
     """The price `pct` percent (5 means 5%) above the entry, to the cent, halves rounded up."""
-    price = entry_price * (100 + Decimal(pct)) / 100
-    return price.quantize(CENTS, rounding=ROUND_HALF_UP)
-
-
-def _dollars(price: Decimal) -> str:
-    return f"${Decimal(price).quantize(CENTS, rounding=ROUND_HALF_UP):,.2f}"
+    return to_cents(entry_price * (100 + Decimal(pct)) / 100)
 
 
 def stop_loss_reason(price: Decimal) -> str:
-    return f"Stop-loss triggered (price ≤ {_dollars(price)})"
+    return f"Stop-loss triggered (price ≤ {format_money(price)})"
 
 
 def take_profit_reason(price: Decimal) -> str:
-    return f"Take-profit triggered (price ≥ {_dollars(price)})"
+    return f"Take-profit triggered (price ≥ {format_money(price)})"

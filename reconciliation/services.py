@@ -54,7 +54,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple
@@ -68,7 +68,7 @@ from django.utils.dateparse import parse_datetime
 
 from bots.models import Bot
 from tradebots import live
-from tradebots.money import format_money
+from tradebots.money import format_money, plain_decimal, to_cents
 from trading.broker import (
     Broker,
     BrokerError,
@@ -90,7 +90,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 # client_order_ids per `__in` query (SQLite allows 999 parameters per query).
 ID_CHUNK = 900
-CENT = Decimal("0.01")
 # How much earlier than the window a Trade may have been written and still match an order in it
 # (an intent is sent at most ORDER_INTENT_TTL_SECONDS late; clocks differ a little).
 CLOCK_SLACK = timedelta(minutes=5)
@@ -740,13 +739,11 @@ def _trade_state(trade: TradeRow) -> str:
 
 
 def _cents(value: Decimal | None) -> Decimal | None:
-    return None if value is None else Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+    return None if value is None else to_cents(value)
 
 
 def _qty(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    return format(Decimal(value).normalize(), "f")
+    return None if value is None else plain_decimal(value)
 
 
 def _plain(value: Decimal | None) -> str | None:

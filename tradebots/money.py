@@ -15,9 +15,14 @@ def format_money(value: Decimal | None) -> str:
     """$1,234.50 / -$12.00; an empty value is an em dash."""
     if value is None or value == "":
         return "—"
-    amount = Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+    amount = to_cents(value)
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,.2f}"
+
+
+def to_cents(value: Decimal | int | str) -> Decimal:
+    """Rounded to the cent, halves up."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def plain_decimal(value: Decimal | int | str) -> str:

@@ -1,6 +1,7 @@
 from django.db import models
 
 from bots.models import Bot
+from tradebots.money import plain_decimal
 
 MONEY = {"max_digits": 20, "decimal_places": 4}
 QUANTITY = {"max_digits": 20, "decimal_places": 9}
@@ -72,7 +73,7 @@ class Trade(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.side} {self.qty.normalize():f} {self.symbol} ({self.status})"
+        return f"{self.side} {plain_decimal(self.qty)} {self.symbol} ({self.status})"
 
     @property
     def is_open(self) -> bool:
@@ -107,4 +108,4 @@ class Position(models.Model):
 
     def __str__(self):
         state = "open" if self.is_open else "closed"
-        return f"{self.qty.normalize():f} {self.symbol} for {self.bot} ({state})"
+        return f"{plain_decimal(self.qty)} {self.symbol} for {self.bot} ({state})"

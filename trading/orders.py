@@ -32,6 +32,7 @@ from bots import services as bot_services
 from bots.models import Bot
 from bots.strategy import stop_loss_price, take_profit_price
 from tradebots import account_refresh, live
+from tradebots.money import plain_decimal
 
 from . import live_updates
 from .broker import (
@@ -240,7 +241,9 @@ def _lock_flat_bot(
         raise OrderRefused(waiting_message(waiting), in_flight=waiting)
     if buying and held_id is not None:
         held = Position.objects.get(pk=held_id)
-        raise OrderRefused(f"'{locked.name}' already holds {held.qty:f} {held.symbol}.")
+        raise OrderRefused(
+            f"'{locked.name}' already holds {plain_decimal(held.qty)} {held.symbol}."
+        )
     return locked
 
 
@@ -479,7 +482,7 @@ def _tell_outcome(trade: Trade) -> None:
     if _caller_tells_outcome.get():
         return
     if trade.status == Trade.Status.FILLED:
-        qty = f"{trade.filled_qty.normalize():f}"
+        qty = plain_decimal(trade.filled_qty)
         message, level = f"Sold {qty} {trade.symbol} (manual close).", "success"
     else:
         detail = f": {trade.error_message}" if trade.error_message else ""

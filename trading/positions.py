@@ -14,6 +14,8 @@ from decimal import Decimal
 
 from django.db.models import F, Sum
 
+from tradebots.money import to_cents
+
 from .broker import BrokerPosition, get_broker
 from .models import Position, Trade
 
@@ -91,7 +93,7 @@ def find_unmanaged(
 
 
 def _share(value: Decimal | None, share: Decimal) -> Decimal | None:
-    return None if value is None else (value * share).quantize(Decimal("0.01"))
+    return None if value is None else to_cents(value * share)
 
 
 def unmanaged_positions() -> list[UnmanagedPosition]:

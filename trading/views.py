@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bots.models import Bot
 from tradebots import live
+from tradebots.money import plain_decimal
 from tradebots.permissions import trade_required
 
 from . import emergency
@@ -235,7 +236,7 @@ def close_unmanaged(request, symbol):
         return _toast_or_redirect(request, describe_failure(error), "error")
     verb = "Sold" if trade.side == Trade.Side.SELL else "Bought back"
     return _toast_or_redirect(
-        request, f"{verb} {trade.qty.normalize():f} unmanaged {symbol} shares.", "success"
+        request, f"{verb} {plain_decimal(trade.qty)} unmanaged {symbol} shares.", "success"
     )
 
 

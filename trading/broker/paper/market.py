@@ -12,9 +12,9 @@ import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ..base import Asset, Bar, TimeFrame
+from tradebots.money import CENT
 
-CENT = Decimal("0.01")
+from ..base import Asset, Bar, TimeFrame
 
 # The paper exchange's tradable universe: large US stocks and ETFs, all fractionable.
 PAPER_SYMBOLS = {

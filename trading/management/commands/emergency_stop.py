@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from tradebots.money import plain_decimal
 from trading.emergency import emergency_counts, emergency_stop
 
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         for result in report.closed:
             trade = result.trade
             self.stdout.write(
-                f"Sold {trade.qty.normalize():f} {trade.symbol} ({trade.get_status_display()})"
+                f"Sold {plain_decimal(trade.qty)} {trade.symbol} ({trade.get_status_display()})"
             )
         if report.failed:
             raise CommandError("Could not close: " + "; ".join(report.failed))
