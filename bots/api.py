@@ -20,7 +20,6 @@ from .schema import WHOLE, BotSettings, StrategyConfig, Timeframe, validation_er
 
 router = Router(tags=["bots"])
 
-LIFECYCLE = {"start": services.start_bot, "pause": services.pause_bot, "stop": services.stop_bot}
 BotStatus = Literal[tuple(Bot.Status.values)]
 
 
@@ -238,7 +237,7 @@ def delete_bot(request, bot_id: UUID):
 def _lifecycle(request, bot_id: UUID, action: str):
     bot = get_object_or_404(Bot, pk=bot_id)
     try:
-        LIFECYCLE[action](bot, request.user.get_username())
+        services.LIFECYCLE_ACTIONS[action](bot, request.user.get_username())
     except services.BrokerUnreachable as error:
         raise ApiError(503, error.message) from None
     except services.BotError as error:

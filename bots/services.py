@@ -35,7 +35,7 @@ from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 
 from tradebots import account_refresh, live
-from tradebots.money import format_money
+from tradebots.money import format_money, plain_decimal
 
 from .models import AllocationLock, Bot, BotStatusChange
 
@@ -258,10 +258,6 @@ def _lock_allocations() -> None:
 # --- exposure ----------------------------------------------------------------------------------
 
 
-def _quantity(qty: Decimal) -> str:
-    return f"{qty.normalize():f}"
-
-
 @dataclass(frozen=True)
 class Exposure:
     """A bot's open position (if any) and its open orders."""
@@ -277,11 +273,11 @@ class Exposure:
         """e.g. "holds 10 AAPL and has an open buy order for 5 AAPL (accepted)"."""
         parts = []
         if self.position_qty is not None:
-            parts.append(f"holds {_quantity(self.position_qty)} {self.position_symbol}")
+            parts.append(f"holds {plain_decimal(self.position_qty)} {self.position_symbol}")
         for trade in self.open_trades:
             unfilled = trade.qty - trade.filled_qty
             parts.append(
-                f"has an open {trade.side} order for {_quantity(unfilled)} {trade.symbol} "
+                f"has an open {trade.side} order for {plain_decimal(unfilled)} {trade.symbol} "
                 f"({trade.get_status_display().lower()})"
             )
         return " and ".join(parts)
@@ -523,6 +519,10 @@ def mark_bot_error(bot: Bot, actor: str, message: str) -> Bot:
     """The engine gives up on a bot: it stops trading and shows why (from any status)."""
     with transaction.atomic():
         return _set_status(bot, Bot.Status.ERROR, actor, message[:500], last_error=message)
+
+
+# The lifecycle actions the pages and the API offer, by the verb in their URLs.
+LIFECYCLE_ACTIONS = {"start": start_bot, "pause": pause_bot, "stop": stop_bot}
 
 
 def _require_transition(bot: Bot, target: str) -> None:

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pydantic import ValidationError
 
 from tradebots import live
+from tradebots.forms import form_error_lines
 from tradebots.permissions import trade_required
 
 from . import charts, services
@@ -21,11 +22,6 @@ from .schema import (
     validation_errors,
 )
 
-LIFECYCLE_ACTIONS = {
-    "start": services.start_bot,
-    "pause": services.pause_bot,
-    "stop": services.stop_bot,
-}
 STATUS_HISTORY_LENGTH = 20
 
 
@@ -126,7 +122,7 @@ def validate_field(request, pk=None):
     field = request.POST.get("_field", "")
     form = BotForm(request.POST)
     form.is_valid()
-    errors = {name: " ".join(messages_) for name, messages_ in form.errors.items()}
+    errors = form_error_lines(form)
     typed = form.cleaned_data.get(field)
     if field in ("symbol", "timeframe", "capital") and field not in errors and typed:
         # Valid as typed (the other fields may not be yet): its value as the schema reads it.
@@ -152,7 +148,7 @@ def _next_or(request, default: str) -> str:
 @require_POST
 @trade_required
 def bot_action(request, pk, action):
-    change_status = LIFECYCLE_ACTIONS.get(action)
+    change_status = services.LIFECYCLE_ACTIONS.get(action)
     if change_status is None:
         raise Http404(f"No bot action {action!r}")
     bot = get_object_or_404(Bot, pk=pk)

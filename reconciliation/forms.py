@@ -1,5 +1,7 @@
 from django import forms
 
+from tradebots.forms import form_error_lines
+
 from . import services
 
 
@@ -26,6 +28,5 @@ class ReconcileForm(forms.Form):
         return services.parse_since(self.cleaned_data["since"])
 
     def first_error(self) -> tuple[str, str]:
-        """(field, message) of the first problem, for one-line answers."""
-        name, errors = next(iter(self.errors.items()))
-        return name, errors[0]
+        """(field, message) of the first field at fault, for one-line answers."""
+        return next(iter(form_error_lines(self).items()))
