@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load
+.PHONY: run test test-fast chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -22,6 +22,11 @@ run: install migrate
 
 test: install-dev
 	$(WITH_REDIS) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The inner loop: no browser, no Celery worker, no transactional database, no chaos (see README).
+FAST_TESTS := not browser and not celery and not transactional and not chaos
+test-fast: install-dev
+	$(WITH_REDIS) $(BIN)/pytest -m "$(FAST_TESTS)" $(PYTEST_ARGS)
 
 # The chaos test alone (it is part of `make test` too).
 chaos: install-dev

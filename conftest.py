@@ -38,6 +38,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Fixtures that make a test slow enough to leave out of `make test-fast`, and the marker each gets.
+SLOW_FIXTURE_MARKERS = {
+    "celery_worker": "celery",
+    "transactional_db": "transactional",
+    "live_server": "transactional",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark tests by what they need, so that `make test-fast` can leave them out: a Celery
+    worker (``celery``) or a database truncated after each test (``transactional``)."""
+    for item in items:
+        for fixture in item.fixturenames:
+            if fixture in SLOW_FIXTURE_MARKERS:
+                item.add_marker(SLOW_FIXTURE_MARKERS[fixture])
+        database = item.get_closest_marker("django_db")
+        if database is not None and database.kwargs.get("transaction"):
+            item.add_marker("transactional")
+
+
 @pytest.fixture(autouse=True)
 def _never_a_real_broker(settings):
     """Keys in a developer's .env must not send test orders to Alpaca: tests use the paper
@@ -46,6 +66,15 @@ def _never_a_real_broker(settings):
     # Unthrottled: the account summary is pushed on commit, not by a task some later test's
     # worker would run.
     settings.ACCOUNT_REFRESH_SECONDS = 0
+
+
+@pytest.fixture
+def admin_user(db):
+    """pytest-django's admin (used by ``admin_client``) with the factory's password, hashed once
+    per run instead of once per test."""
+    from accounts.tests.factories import UserFactory
+
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
