@@ -7,6 +7,8 @@ from typing import Annotated
 from pydantic import PlainSerializer, WithJsonSchema
 
 CENT = Decimal("0.01")
+# Prices and amounts as the models store them: to a hundredth of a cent.
+PRICE_PLACES = Decimal("0.0001")
 # What a plain decimal string looks like in the API's responses: "0", "-12.5", "1.12".
 PLAIN_DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
 

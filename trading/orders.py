@@ -32,7 +32,7 @@ from bots import services as bot_services
 from bots.models import Bot
 from bots.strategy import stop_loss_price, take_profit_price
 from tradebots import account_refresh, live
-from tradebots.money import plain_decimal
+from tradebots.money import PRICE_PLACES, plain_decimal
 
 from . import live_updates
 from .broker import (
@@ -50,7 +50,6 @@ from .models import Position, Trade
 
 logger = logging.getLogger(__name__)
 
-PRICE_PLACES = Decimal("0.0001")  # as the models store money
 CLIENT_ORDER_ID = re.compile(r"^bot-(?P<bot>[0-9a-f]{8})-(?P<intent>[0-9a-f]{8})$")
 MANUAL_CLIENT_ORDER_ID = re.compile(r"^manual-[0-9a-f]{12}$")
 

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from tradebots.money import CENT, PRICE_PLACES
+
 from ..base import (
     Clock,
     DuplicateClientOrderId,
@@ -27,7 +29,7 @@ from ..base import (
     OrderSide,
     OrderType,
 )
-from .market import CENT, latest_price, paper_asset
+from .market import latest_price, paper_asset
 from .models import PaperAccount, PaperOrder, PaperPosition
 
 OPEN_STATUSES = ("new", "accepted", "partially_filled")
@@ -167,7 +169,7 @@ def _fill(order: PaperOrder, account: PaperAccount, qty: Decimal, price: Decimal
     order.filled_qty = filled_before + qty
     order.filled_avg_price = (
         (filled_before * (order.filled_avg_price or 0) + qty * price) / order.filled_qty
-    ).quantize(Decimal("0.0001"))
+    ).quantize(PRICE_PLACES)
     if order.filled_qty == order.qty:
         order.status, order.filled_at = "filled", now
     else:
@@ -184,7 +186,7 @@ def _fill(order: PaperOrder, account: PaperAccount, qty: Decimal, price: Decimal
             new_qty = position.qty + qty
             position.avg_entry_price = (
                 (position.qty * position.avg_entry_price + notional) / new_qty
-            ).quantize(Decimal("0.0001"))
+            ).quantize(PRICE_PLACES)
             position.qty = new_qty
             position.save()
     else:
