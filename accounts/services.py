@@ -13,14 +13,14 @@ from django.db.models import Sum
 
 from bots.services import capital_figures
 from tradebots import live
-from tradebots.redis_client import redis_client
-from trading.broker import (
+from tradebots.broker import (
     BrokerError,
     alpaca_configured,
     broker_label,
     describe_failure,
     get_broker,
 )
+from tradebots.redis_client import redis_client
 from trading.models import Position
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ def _seconds(timestamp) -> int:
 
 
 def price_chart(bot: Bot, strategy: StrategyConfig) -> dict:
-    from trading.broker import BrokerError, get_broker
+    from tradebots.broker import BrokerError, get_broker
 
     # Fetch enough history that the indicators have values across the whole visible window.
     fetch = CHART_BARS + warmup_bars(strategy)

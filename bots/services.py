@@ -173,14 +173,14 @@ def _split_capital(bot_id) -> tuple[CapitalFigures, Decimal, Decimal | None]:
 
 def _broker():
     # bots never imports trading at module level (DESIGN.md, "Layers").
-    from trading.broker import get_broker
+    from tradebots.broker import get_broker
 
     return get_broker()
 
 
 def _why_unchecked(error) -> tuple[str, str]:
     """(with detail, without) why the broker could not check: rejected keys say so."""
-    from trading.broker import BrokerAuthRejected
+    from tradebots.broker import BrokerAuthRejected
 
     if isinstance(error, BrokerAuthRejected):
         return str(error), str(error)
@@ -188,7 +188,7 @@ def _why_unchecked(error) -> tuple[str, str]:
 
 
 def get_buying_power() -> Decimal:
-    from trading.broker import BrokerError
+    from tradebots.broker import BrokerError
 
     try:
         return _broker().get_account().buying_power
@@ -207,7 +207,7 @@ def capital_summary(exclude_bot_id=None) -> CapitalSummary:
 
 
 def check_symbol(symbol: str) -> None:
-    from trading.broker import BrokerError, NotFound
+    from tradebots.broker import BrokerError, NotFound
 
     try:
         asset = _broker().get_asset(symbol)

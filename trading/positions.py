@@ -14,7 +14,8 @@ from decimal import Decimal
 
 from django.db.models import F, Sum
 
-from .broker import BrokerPosition, get_broker
+from tradebots.broker import BrokerPosition, get_broker
+
 from .models import Position, Trade
 
 
