@@ -43,9 +43,11 @@ bench-load: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(WITH_REDIS) $(PY) bench/load.py $(BENCH_ARGS)
 
+# ruff, then the direction of imports between the apps and the gateway (.importlinter).
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install-dev
 	$(BIN)/ruff format .
@@ -71,4 +73,4 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 	touch $(VENV)/.installed-runtime $@
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .import_linter_cache

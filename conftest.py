@@ -133,7 +133,7 @@ def alpaca_fake(transactional_db, settings):
 @pytest.fixture
 def buying_power(db):
     """Set the paper exchange's buying power (its cash, as it has no margin)."""
-    from trading.broker.paper import exchange
+    from tradebots.broker.paper import exchange
 
     def set_buying_power(amount: str) -> Decimal:
         account = exchange.get_account()

@@ -11,7 +11,7 @@ from django.db.models import Sum
 
 from bots.services import capital_figures
 from tradebots import live
-from trading.broker import (
+from tradebots.broker import (
     BrokerError,
     alpaca_configured,
     broker_label,

@@ -122,7 +122,7 @@ def main() -> None:
 
 def create_bots(args, strategies: list[dict]) -> list[str]:
     from bots.models import Bot
-    from trading.broker.paper.market import PAPER_SYMBOLS
+    from tradebots.broker.paper.market import PAPER_SYMBOLS
 
     symbols = sorted(PAPER_SYMBOLS)[: args.symbols]
     if len(symbols) < args.symbols:
@@ -171,8 +171,8 @@ def run_mixed(args) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from bots.schema import StrategyConfig
+    from tradebots.broker.paper.broker import PaperBroker
     from trading import engine
-    from trading.broker.paper.broker import PaperBroker
 
     strategies = [
         StrategyConfig.model_validate(
@@ -208,8 +208,8 @@ def run_all_trade(args) -> None:
     from django.db import connection
 
     from tradebots import live
+    from tradebots.broker.paper.broker import PaperBroker
     from trading import engine
-    from trading.broker.paper.broker import PaperBroker
 
     symbols = create_bots(args, [STRATEGY_ALWAYS_BUY])
     calls = count_broker_calls(PaperBroker)

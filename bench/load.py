@@ -59,8 +59,8 @@ def seed(args) -> None:
     from django.utils import timezone
 
     from bots.models import Bot
-    from trading.broker.paper.market import PAPER_SYMBOLS
-    from trading.broker.paper.models import PaperPosition
+    from tradebots.broker.paper.market import PAPER_SYMBOLS
+    from tradebots.broker.paper.models import PaperPosition
     from trading.models import Position, Trade
 
     symbols = sorted(PAPER_SYMBOLS)[:50]

@@ -56,7 +56,7 @@ def main() -> None:
     from reconciliation import services
     from reconciliation.models import ReconciliationRun
     from reconciliation.services import MAX_LIMIT
-    from trading.broker import Order, OrderSide, OrderType
+    from tradebots.broker import Order, OrderSide, OrderType
     from trading.models import Trade
 
     if max(sizes) > MAX_LIMIT:

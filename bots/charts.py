@@ -1,6 +1,8 @@
 """The bot detail page's price chart: recent bars, the enabled indicators over them, and where
 the strategy's buy and sell rules fired."""
 
+from tradebots.broker import BrokerError, get_broker
+
 from .models import Bot
 from .schema import StrategyConfig
 from .strategy import Action, indicator_series, warmup_bars
@@ -23,8 +25,6 @@ def _seconds(timestamp) -> int:
 
 
 def price_chart(bot: Bot, strategy: StrategyConfig) -> dict:
-    from trading.broker import BrokerError, get_broker
-
     # Fetch enough history that the indicators have values across the whole visible window.
     fetch = CHART_BARS + warmup_bars(strategy)
     try:

@@ -3,9 +3,9 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
-from django.db.models.functions import Coalesce
 from pydantic import ValidationError as SchemaError
 
+from .books import books
 from .schema import BotSettings, StrategyConfig, Timeframe, validation_errors
 
 
@@ -27,22 +27,9 @@ def _errors_by_field(errors: dict[str, list[str]]) -> dict[str, list[str]]:
 
 class BotQuerySet(models.QuerySet):
     def with_figures(self):
-        """Bots with their realized gains and open position loaded in constant queries (the
-        positions live in trading; bots reaches them only through the reverse relation)."""
-        closed = models.Q(positions__is_open=False)
-        return self.annotate(
-            realized_gains_total=Coalesce(
-                models.Sum("positions__realized_pnl", filter=closed),
-                models.Value(Decimal(0)),
-                output_field=models.DecimalField(max_digits=20, decimal_places=4),
-            )
-        ).prefetch_related(
-            models.Prefetch(
-                "positions",
-                queryset=self.model.positions.rel.related_model.objects.filter(is_open=True),
-                to_attr="open_positions",
-            )
-        )
+        """Bots with their realized gains and open position loaded in constant queries (read
+        from the books, which belong to trading: see bots/books.py)."""
+        return books().with_figures(self)
 
 
 class Bot(models.Model):

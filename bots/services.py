@@ -28,20 +28,18 @@ takes to record an intent, so the two cannot interleave.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.apps import apps
 from django.db import transaction
-from django.db.models import DecimalField, F, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Sum
 from django.template.loader import render_to_string
 
 from tradebots import account_refresh, live
+from tradebots.broker import BrokerAuthRejected, BrokerError, NotFound, get_broker
 from tradebots.money import format_money, plain_decimal
 
+from .books import books
 from .models import AllocationLock, Bot, BotStatusChange
 
 ZERO = Decimal(0)
-# Wide enough for qty (9 places) × price (4 places) without rounding away a cent.
-_INVESTED = DecimalField(max_digits=32, decimal_places=8)
 # Settings the engine's picture of a bot depends on: fixed while the bot is exposed.
 LOCKED_WHILE_EXPOSED = ("symbol", "timeframe")
 
@@ -98,42 +96,11 @@ def get_allocated_capital(exclude_bot_id=None) -> Decimal:
     return bots.aggregate(total=Sum("capital"))["total"] or Decimal(0)
 
 
-def _with_invested(bots):
-    """Annotate ``invested``: open position cost + unfilled open buy notional, in the one query."""
-    position_model = apps.get_model("trading", "Position")
-    trade_model = apps.get_model("trading", "Trade")
-    # order_by() clears the models' default ordering, which would otherwise split the GROUP BY.
-    position_cost = (
-        position_model.objects.filter(bot=OuterRef("pk"), is_open=True)
-        .order_by()
-        .values("bot")
-        .annotate(total=Sum(F("qty") * F("avg_entry_price"), output_field=_INVESTED))
-        .values("total")
-    )
-    open_buy_notional = (
-        trade_model.objects.filter(
-            bot=OuterRef("pk"),
-            side=trade_model.Side.BUY,
-            status__in=trade_model.OPEN_STATUSES,
-            expected_price__isnull=False,
-        )
-        .order_by()
-        .values("bot")
-        .annotate(
-            total=Sum((F("qty") - F("filled_qty")) * F("expected_price"), output_field=_INVESTED)
-        )
-        .values("total")
-    )
-    zero = Value(ZERO, output_field=_INVESTED)
-    return bots.annotate(
-        invested=Coalesce(Subquery(position_cost, output_field=_INVESTED), zero)
-        + Coalesce(Subquery(open_buy_notional, output_field=_INVESTED), zero)
-    )
-
-
 def _capital_rows() -> list[tuple]:
     """(pk, capital, invested) of every bot, in one query."""
-    return list(_with_invested(Bot.objects.order_by()).values_list("pk", "capital", "invested"))
+    return list(
+        books().with_invested(Bot.objects.order_by()).values_list("pk", "capital", "invested")
+    )
 
 
 def _pk(bot_id):
@@ -171,27 +138,16 @@ def _split_capital(bot_id) -> tuple[CapitalFigures, Decimal, Decimal | None]:
     return _figures(row for row in rows if row[0] != bot_id), capital, invested
 
 
-def _broker():
-    # bots never imports trading at module level (DESIGN.md, "Layers").
-    from trading.broker import get_broker
-
-    return get_broker()
-
-
 def _why_unchecked(error) -> tuple[str, str]:
     """(with detail, without) why the broker could not check: rejected keys say so."""
-    from trading.broker import BrokerAuthRejected
-
     if isinstance(error, BrokerAuthRejected):
         return str(error), str(error)
     return f"the broker is unreachable ({error})", "the broker is unreachable"
 
 
 def get_buying_power() -> Decimal:
-    from trading.broker import BrokerError
-
     try:
-        return _broker().get_account().buying_power
+        return get_broker().get_account().buying_power
     except BrokerError as error:
         why, short = _why_unchecked(error)
         raise BrokerUnreachable(
@@ -207,10 +163,8 @@ def capital_summary(exclude_bot_id=None) -> CapitalSummary:
 
 
 def check_symbol(symbol: str) -> None:
-    from trading.broker import BrokerError, NotFound
-
     try:
-        asset = _broker().get_asset(symbol)
+        asset = get_broker().get_asset(symbol)
     except NotFound:
         raise BotError(
             f"Unknown symbol {symbol}.", {"symbol": f"Unknown symbol {symbol}."}
@@ -299,17 +253,8 @@ def exposure_of(bot: Bot) -> Exposure:
 
 def exposures_of(bots) -> dict:
     """Each bot's Exposure by primary key, in two queries however many bots."""
-    position_model = apps.get_model("trading", "Position")
-    trade_model = apps.get_model("trading", "Trade")
     ids = [bot.pk for bot in bots]
-    positions = {
-        position.bot_id: position
-        for position in position_model.objects.filter(bot__in=ids, is_open=True)
-    }
-    trades: dict = {}
-    open_trades = trade_model.objects.filter(bot__in=ids, status__in=trade_model.OPEN_STATUSES)
-    for trade in open_trades.order_by("created_at", "id"):
-        trades.setdefault(trade.bot_id, []).append(trade)
+    positions, trades = books().open_holdings(ids)
     return {
         pk: Exposure(
             position_symbol=positions[pk].symbol if pk in positions else None,

@@ -68,8 +68,7 @@ from django.utils.dateparse import parse_datetime
 
 from bots.models import Bot
 from tradebots import live
-from tradebots.money import format_money, plain_decimal, to_cents
-from trading.broker import (
+from tradebots.broker import (
     Broker,
     BrokerError,
     BrokerPosition,
@@ -78,6 +77,7 @@ from trading.broker import (
     OrderQueryStatus,
     get_broker,
 )
+from tradebots.money import format_money, plain_decimal, to_cents
 from trading.models import Position, Trade
 from trading.orders import TRADE_STATUS_FOR_ORDER_STATUS, bot_prefix_of, is_our_client_order_id
 from trading.positions import find_unmanaged

@@ -2,6 +2,7 @@ from django.contrib.auth import middleware as auth_middleware
 
 from . import live
 from .api import is_api_request, json_error
+from .broker import interactive
 
 
 class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
@@ -22,4 +23,16 @@ class CoalescedLiveUpdatesMiddleware:
 
     def __call__(self, request):
         with live.coalesced():
+            return self.get_response(request)
+
+
+class InteractiveBrokerMiddleware:
+    """No page or API call waits long on a hung broker: every broker call a request makes uses
+    the short interactive timeout, without retries; longer work belongs to a task."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with interactive():
             return self.get_response(request)

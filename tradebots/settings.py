@@ -118,7 +118,7 @@ INSTALLED_APPS = [
     "accounts",
     "bots",
     "trading",
-    "trading.broker.paper",
+    "tradebots.broker.paper",
     "reconciliation",
     "axes",
 ]
@@ -135,7 +135,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tradebots.middleware.CoalescedLiveUpdatesMiddleware",
-    "trading.middleware.InteractiveBrokerMiddleware",
+    "tradebots.middleware.InteractiveBrokerMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -301,7 +301,7 @@ ALPACA_CONNECT_TIMEOUT_SECONDS = env_float("ALPACA_CONNECT_TIMEOUT_SECONDS", 5.0
 ALPACA_READ_TIMEOUT_SECONDS = env_float("ALPACA_READ_TIMEOUT_SECONDS", 15.0)
 # alpaca-py's own wait between its retries of a 429 or 504.
 ALPACA_RETRY_WAIT_SECONDS = env_float("ALPACA_RETRY_WAIT_SECONDS", 3.0)
-# Pages and API calls (inside trading.broker.interactive()) give up on Alpaca after this long,
+# Pages and API calls (inside tradebots.broker.interactive()) give up on Alpaca after this long,
 # without retrying, so no request waits more than a few seconds on a hung broker.
 ALPACA_INTERACTIVE_TIMEOUT_SECONDS = env_float("ALPACA_INTERACTIVE_TIMEOUT_SECONDS", 3.0)
 # Alpaca allows 200 requests a minute per account. All processes together send at most

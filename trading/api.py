@@ -13,11 +13,11 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, Moment, responses
+from tradebots.broker import BrokerError, get_broker
 from tradebots.money import Money, plain_decimal
 from tradebots.pagination import KeysetPagination
 
 from . import emergency
-from .broker import BrokerError, get_broker
 from .models import Position, Trade
 from .positions import OpenPositionRow, unmanaged_positions
 

@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from bots import services as bot_services
 from bots.models import Bot
 from tradebots import live
+from tradebots.broker import (
+    BrokerError,
+    OrderRejected,
+    Priority,
+    get_broker,
+    interactive,
+    request_priority,
+)
 from tradebots.redis_client import redis_client
 
-from .broker import BrokerError, OrderRejected, Priority, get_broker, interactive, request_priority
 from .models import Position, Trade
 from .orders import (
     OrderRefused,

@@ -35,9 +35,9 @@ from bots.strategy import (
     warmup_bars,
 )
 from tradebots import live
+from tradebots.broker import BrokerError, Clock, Priority, get_broker, request_priority
 from tradebots.redis_client import redis_client
 
-from .broker import BrokerError, Clock, Priority, get_broker, request_priority
 from .models import Position, Trade
 from .orders import (
     OrderRefused,

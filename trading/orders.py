@@ -32,10 +32,7 @@ from bots import services as bot_services
 from bots.models import Bot
 from bots.strategy import stop_loss_price, take_profit_price
 from tradebots import account_refresh, live
-from tradebots.money import PRICE_PLACES, plain_decimal
-
-from . import live_updates
-from .broker import (
+from tradebots.broker import (
     BrokerError,
     BudgetExhausted,
     NotFound,
@@ -46,6 +43,9 @@ from .broker import (
     get_broker,
     request_priority,
 )
+from tradebots.money import PRICE_PLACES, plain_decimal
+
+from . import live_updates
 from .models import Position, Trade
 
 logger = logging.getLogger(__name__)

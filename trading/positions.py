@@ -14,9 +14,9 @@ from decimal import Decimal
 
 from django.db.models import F, Sum
 
+from tradebots.broker import BrokerPosition, get_broker
 from tradebots.money import to_cents
 
-from .broker import BrokerPosition, get_broker
 from .models import Position, Trade
 
 

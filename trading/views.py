@@ -17,11 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bots.models import Bot
 from tradebots import live
+from tradebots.broker import BrokerError, describe_failure, get_broker
 from tradebots.money import plain_decimal
 from tradebots.permissions import trade_required
 
 from . import emergency
-from .broker import BrokerError, describe_failure, get_broker
 from .models import Position, Trade
 from .positions import OpenPositionRow, unmanaged_positions
 

@@ -13,9 +13,9 @@ from accounts.services import AccountSummary
 from bots.tests.factories import BotFactory
 from tradebots import account_refresh
 from tradebots.asgi import application
-from trading.broker import BrokerPosition, BrokerUnavailable, OrderSide, get_broker
-from trading.broker.paper import exchange
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker import BrokerPosition, BrokerUnavailable, OrderSide, get_broker
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.broker import PaperBroker
 from trading.positions import find_unmanaged
 from trading.tests.factories import PositionFactory, TradeFactory
 
@@ -311,8 +311,8 @@ def test_many_fills_schedule_one_account_refresh_per_window(settings, monkeypatc
     """However many fills, one broker call per ACCOUNT_REFRESH_SECONDS, and none in the order
     path itself."""
     from accounts import tasks
+    from tradebots.broker.paper.broker import PaperBroker
     from tradebots.redis_client import redis_client
-    from trading.broker.paper.broker import PaperBroker
     from trading.orders import place_order
 
     settings.ORDER_VERIFY_DELAY_SECONDS = 0

@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 
 from bots.tests.factories import BotFactory
-from trading.broker import OrderSide
-from trading.broker.paper import exchange
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker import OrderSide
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.broker import PaperBroker
 from trading.tests.factories import PositionFactory
 
 pytestmark = pytest.mark.browser

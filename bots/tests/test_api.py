@@ -8,8 +8,8 @@ import pytest
 from bots.models import Bot, default_strategy
 from bots.schema import StrategyConfig
 from bots.tests.factories import BotFactory
-from trading.broker.base import BrokerUnavailable
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker.base import BrokerUnavailable
+from tradebots.broker.paper.broker import PaperBroker
 from trading.models import Trade
 from trading.tests.factories import PositionFactory, TradeFactory
 

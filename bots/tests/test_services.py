@@ -9,8 +9,8 @@ from django.db import connection
 from bots import services
 from bots.models import Bot, BotStatusChange
 from bots.tests.factories import BotFactory
-from trading.broker.base import BrokerUnavailable
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker.base import BrokerUnavailable
+from tradebots.broker.paper.broker import PaperBroker
 from trading.models import Trade
 from trading.tests.factories import PositionFactory, TradeFactory
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from trading.broker.paper import exchange
+from tradebots.broker.paper import exchange
 from trading.tests.fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca
 
 

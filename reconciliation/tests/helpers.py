@@ -8,7 +8,7 @@ from io import StringIO
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from trading.broker import (
+from tradebots.broker import (
     BrokerPosition,
     BrokerUnavailable,
     Order,

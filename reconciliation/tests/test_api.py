@@ -7,8 +7,8 @@ import pytest
 from accounts.tokens import create_api_token
 from bots.tests.factories import BotFactory
 from reconciliation.models import ReconciliationRun
+from tradebots.broker import OrderSide, get_broker
 from trading import orders
-from trading.broker import OrderSide, get_broker
 from trading.models import Trade
 
 URL = "/api/account/reconcile"

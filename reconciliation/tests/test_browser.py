@@ -9,8 +9,8 @@ from django.db import connection
 from bots.tests.factories import BotFactory
 from reconciliation import services
 from reconciliation.models import ReconciliationRun
+from tradebots.broker import OrderSide, get_broker
 from trading import orders
-from trading.broker import OrderSide, get_broker
 
 pytestmark = pytest.mark.browser
 

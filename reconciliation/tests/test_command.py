@@ -14,8 +14,8 @@ from django.core.management import CommandError, call_command
 
 from bots.tests.factories import BotFactory
 from reconciliation.models import ReconciliationRun
+from tradebots.broker import OrderSide, get_broker
 from trading import orders
-from trading.broker import OrderSide, get_broker
 from trading.tests.factories import TradeFactory
 
 from .helpers import run_command

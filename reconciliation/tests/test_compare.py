@@ -12,7 +12,7 @@ from django.utils import timezone
 from bots.tests.factories import BotFactory
 from reconciliation import schemas, services
 from reconciliation.models import ReconciliationRun
-from trading.broker import BrokerError
+from tradebots.broker import BrokerError
 from trading.models import Position, Trade
 from trading.orders import generate_client_order_id
 from trading.tests.factories import PositionFactory, TradeFactory

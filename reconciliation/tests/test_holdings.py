@@ -15,8 +15,8 @@ from django.utils import timezone
 from bots.tests.factories import BotFactory
 from reconciliation import schemas, services
 from reconciliation.models import ReconciliationRun
+from tradebots.broker import BrokerError, BrokerUnavailable, OrderSide, get_broker
 from trading import orders
-from trading.broker import BrokerError, BrokerUnavailable, OrderSide, get_broker
 from trading.models import Position, Trade
 from trading.tests.factories import PositionFactory, TradeFactory
 

@@ -13,8 +13,8 @@ from accounts.tests.factories import UserFactory
 from bots.tests.factories import BotFactory
 from reconciliation import services
 from reconciliation.models import ReconciliationRun
+from tradebots.broker import OrderSide, get_broker
 from trading import orders
-from trading.broker import OrderSide, get_broker
 
 from .helpers import ListBroker, make_order, unreachable
 

@@ -10,10 +10,10 @@ from django.utils import timezone
 from bots.tests.factories import BotFactory
 from reconciliation import services
 from reconciliation.models import ReconciliationRun
+from tradebots.broker import OrderSide, get_broker
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.models import PaperOrder
 from trading import orders
-from trading.broker import OrderSide, get_broker
-from trading.broker.paper import exchange
-from trading.broker.paper.models import PaperOrder
 from trading.models import Trade
 
 

@@ -12,8 +12,8 @@ from reconciliation import services, tasks
 from reconciliation.models import ReconciliationRun
 from tradebots import live
 from tradebots.asgi import application
+from tradebots.broker import OrderSide, get_broker
 from trading import orders
-from trading.broker import OrderSide, get_broker
 from trading.tests.factories import TradeFactory
 
 from .helpers import ListBroker, make_order, unreachable

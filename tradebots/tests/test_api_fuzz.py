@@ -30,7 +30,7 @@ from bots.models import Bot
 from bots.tests.factories import BotFactory
 from reconciliation.models import ReconciliationRun
 from tradebots.api import api
-from trading.broker import OrderSide, get_broker
+from tradebots.broker import OrderSide, get_broker
 from trading.tests.factories import PositionFactory, TradeFactory
 
 # Bounded: the whole fuzz run stays well under a minute on a small machine.

@@ -130,7 +130,7 @@ def test_a_forged_cursor_for_a_uuid_key_is_400(user_client):
 def test_a_forged_cursor_for_a_list_from_the_broker_is_400(user_client):
     from decimal import Decimal
 
-    from trading.broker import OrderSide, get_broker
+    from tradebots.broker import OrderSide, get_broker
 
     get_broker().submit_market_order("KO", Decimal("3"), OrderSide.BUY, "placed-by-hand")
 

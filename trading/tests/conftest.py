@@ -1,6 +1,6 @@
 import pytest
 
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker.paper.broker import PaperBroker
 from trading.tests.fake_alpaca import FakeAlpaca
 
 

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlparse
 
 from django.db import connections
 
-from trading.broker.alpaca import AlpacaBroker
-from trading.broker.base import (
+from tradebots.broker.alpaca import AlpacaBroker
+from tradebots.broker.base import (
     BrokerError,
     DuplicateClientOrderId,
     InsufficientBuyingPower,
@@ -34,7 +34,7 @@ from trading.broker.base import (
     OrderType,
     TimeFrame,
 )
-from trading.broker.paper import exchange, market
+from tradebots.broker.paper import exchange, market
 
 API_KEY = "PKFAKEKEY0000000000"
 SECRET_KEY = "fake-secret-for-tests-only"

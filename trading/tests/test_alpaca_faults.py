@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from trading.broker.alpaca import AlpacaBroker
-from trading.broker.base import (
+from tradebots.broker.alpaca import AlpacaBroker
+from tradebots.broker.base import (
     BrokerError,
     BrokerUnavailable,
     InsufficientBuyingPower,
@@ -17,8 +17,8 @@ from trading.broker.base import (
     RateLimited,
     TimeFrame,
 )
-from trading.broker.paper import exchange
-from trading.broker.paper.models import PaperOrder
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.models import PaperOrder
 from trading.tests.fake_alpaca import FakeAlpaca
 
 ORDERS = "/v2/orders"

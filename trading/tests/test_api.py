@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from bots.models import Bot
 from bots.tests.factories import BotFactory
-from trading.broker import OrderSide, get_broker
-from trading.broker.base import BrokerUnavailable
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker import OrderSide, get_broker
+from tradebots.broker.base import BrokerUnavailable
+from tradebots.broker.paper.broker import PaperBroker
 from trading.models import Position, Trade
 from trading.orders import place_order
 from trading.tests.factories import PositionFactory, TradeFactory

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from trading.broker.base import (
+from tradebots.broker.base import (
     Account,
     Bar,
     BrokerPosition,
@@ -20,7 +20,7 @@ from trading.broker.base import (
     OrderType,
     TimeFrame,
 )
-from trading.broker.paper.market import latest_price
+from tradebots.broker.paper.market import latest_price
 
 STARTING_CASH = Decimal("100000")
 

@@ -15,10 +15,10 @@ from django.utils import timezone
 from bots.models import Bot
 from bots.tests.factories import BotFactory
 from reconciliation.services import reconcile
+from tradebots.broker import BrokerError
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.models import PaperOrder, PaperPosition
 from trading import emergency, engine, orders
-from trading.broker import BrokerError
-from trading.broker.paper import exchange
-from trading.broker.paper.models import PaperOrder, PaperPosition
 from trading.models import Position, Trade
 from trading.tests.strategies import ALWAYS_BUY, ALWAYS_SELL
 

@@ -10,10 +10,10 @@ from django.db import connection
 
 from bots.models import Bot, BotStatusChange
 from bots.tests.factories import BotFactory
+from tradebots.broker import OrderSide, get_broker
+from tradebots.broker.paper.broker import PaperBroker
+from tradebots.broker.paper.models import PaperOrder
 from trading import emergency
-from trading.broker import OrderSide, get_broker
-from trading.broker.paper.broker import PaperBroker
-from trading.broker.paper.models import PaperOrder
 from trading.models import Position, Trade
 from trading.orders import place_order
 
@@ -112,7 +112,7 @@ def test_two_simultaneous_closes_send_one_order(user):
 
 
 def test_a_rejected_sell_leaves_the_position_open_and_the_bot_as_it_was(user, monkeypatch):
-    from trading.broker import OrderRejected
+    from tradebots.broker import OrderRejected
 
     bot, position = holding_bot()
 

@@ -11,10 +11,10 @@ from django.db import connection
 
 from bots.models import Bot
 from bots.tests.factories import BotFactory
+from tradebots.broker.base import Clock
+from tradebots.broker.paper import market
+from tradebots.broker.paper.broker import PaperBroker
 from trading import engine, orders
-from trading.broker.base import Clock
-from trading.broker.paper import market
-from trading.broker.paper.broker import PaperBroker
 from trading.models import Position, Trade
 from trading.tests.strategies import ALWAYS_BUY, ALWAYS_SELL, NEVER
 

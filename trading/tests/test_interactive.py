@@ -1,11 +1,11 @@
-"""Inside trading.broker.interactive(), a hung broker costs a page or API call seconds."""
+"""Inside tradebots.broker.interactive(), a hung broker costs a page or API call seconds."""
 
 import time
 from decimal import Decimal
 
 import pytest
 
-from trading.broker import BrokerUnavailable, OrderSide, get_broker, interactive
+from tradebots.broker import BrokerUnavailable, OrderSide, get_broker, interactive
 
 # A correctness bound, not a benchmark: the issue's "no page waits more than ~10 s".
 INTERACTIVE_BOUND_SECONDS = 10

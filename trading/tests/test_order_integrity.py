@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from bots.models import Bot
 from bots.tests.factories import BotFactory
+from tradebots.broker import BrokerUnavailable, get_broker
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.broker import PaperBroker
+from tradebots.broker.paper.models import PaperOrder
 from trading import emergency, engine, orders
-from trading.broker import BrokerUnavailable, get_broker
-from trading.broker.paper import exchange
-from trading.broker.paper.broker import PaperBroker
-from trading.broker.paper.models import PaperOrder
 from trading.models import Position, Trade
 from trading.tests.strategies import ALWAYS_BUY, ALWAYS_SELL
 
@@ -539,7 +539,7 @@ def test_joining_an_engine_sell_makes_it_a_manual_close_that_is_never_dropped(
 
 
 def test_the_same_unmanaged_shares_are_not_sold_twice(broker_kind, fills):
-    from trading.broker import OrderSide
+    from tradebots.broker import OrderSide
 
     get_broker().submit_market_order("KO", Decimal("3"), OrderSide.BUY, "my-own-order-1")
     fills("0")

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from bots.strategy import stop_loss_price, take_profit_price
 from bots.tests.factories import BotFactory
+from tradebots.broker import OrderSide, get_broker
+from tradebots.broker.paper import exchange
+from tradebots.broker.paper.models import PaperOrder
 from trading import orders
-from trading.broker import OrderSide, get_broker
-from trading.broker.paper import exchange
-from trading.broker.paper.models import PaperOrder
 from trading.models import Position, Trade
 
 

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from bots.tests.factories import BotFactory
 from tradebots.asgi import application
+from tradebots.broker import BrokerUnavailable
+from tradebots.broker.paper import market
+from tradebots.broker.paper.broker import PaperBroker
 from tradebots.money import format_money
 from trading import live_updates
-from trading.broker import BrokerUnavailable
-from trading.broker.paper import market
-from trading.broker.paper.broker import PaperBroker
 from trading.models import Position, Trade
 from trading.tests.factories import PositionFactory, TradeFactory
 
@@ -327,7 +327,7 @@ def latest_prices(monkeypatch):
 @pytest.mark.django_db
 def test_open_positions_show_the_paper_exchanges_price_and_unrealized_pnl(user_client, monkeypatch):
     instant = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
-    monkeypatch.setattr("trading.broker.paper.broker.timezone.now", lambda: instant)
+    monkeypatch.setattr("tradebots.broker.paper.broker.timezone.now", lambda: instant)
     price = market.latest_price("MSFT", instant)
     position = PositionFactory(
         bot=BotFactory(name="Soft", symbol="MSFT"),

@@ -10,12 +10,12 @@ from ta.momentum import RSIIndicator
 from ta.trend import MACD, SMAIndicator
 from ta.volatility import BollingerBands
 
-from trading.broker import PAPER_EXCHANGE_LABEL, get_broker
-from trading.broker.alpaca import AlpacaBroker
-from trading.broker.base import InsufficientBuyingPower, OrderSide, OrderType, TimeFrame
-from trading.broker.paper import exchange, market
-from trading.broker.paper.broker import PaperBroker
-from trading.broker.paper.models import PaperOrder
+from tradebots.broker import PAPER_EXCHANGE_LABEL, get_broker
+from tradebots.broker.alpaca import AlpacaBroker
+from tradebots.broker.base import InsufficientBuyingPower, OrderSide, OrderType, TimeFrame
+from tradebots.broker.paper import exchange, market
+from tradebots.broker.paper.broker import PaperBroker
+from tradebots.broker.paper.models import PaperOrder
 
 DEMO_SYMBOLS = ["AAPL", "MSFT", "TSLA", "SPY"]
 # A Wednesday, in New York: 10:00 and 20:00 local.

@@ -8,14 +8,14 @@ from django.urls import reverse
 
 from reconciliation import services as reconciliation
 from reconciliation.models import ReconciliationRun
-from trading.broker.alpaca import AlpacaBroker
-from trading.broker.base import (
+from tradebots.broker.alpaca import AlpacaBroker
+from tradebots.broker.base import (
     BrokerAuthRejected,
     InsufficientBuyingPower,
     OrderRejected,
     OrderSide,
 )
-from trading.broker.paper.models import PaperOrder
+from tradebots.broker.paper.models import PaperOrder
 from trading.models import Trade
 from trading.tests.factories import PositionFactory
 

@@ -9,8 +9,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from tradebots.run_with_redis import _free_port
-from trading.broker import (
+from tradebots.broker import (
     BrokerUnavailable,
     BudgetExhausted,
     OrderSide,
@@ -19,7 +18,8 @@ from trading.broker import (
     get_broker,
     request_priority,
 )
-from trading.broker.paper.broker import PaperBroker
+from tradebots.broker.paper.broker import PaperBroker
+from tradebots.run_with_redis import _free_port
 
 
 def new_budget(limit=10, window=1.0, exit_reserve=0, max_wait=30.0, url=None) -> RequestBudget:
@@ -143,7 +143,7 @@ def test_an_entry_waits_while_exits_proceed():
 
 
 def test_priority_is_entry_by_default_and_restored_after_the_block():
-    from trading.broker import current_priority
+    from tradebots.broker import current_priority
 
     assert current_priority() is Priority.ENTRY
     with request_priority(Priority.EXIT):
@@ -157,7 +157,7 @@ def test_priority_is_entry_by_default_and_restored_after_the_block():
 def test_redis_down_lets_requests_through_with_a_warning(caplog):
     closed_port = _free_port()
     budget = new_budget(limit=1, window=60, url=f"redis://127.0.0.1:{closed_port}/0")
-    caplog.set_level(logging.WARNING, logger="trading.broker.budget")
+    caplog.set_level(logging.WARNING, logger="tradebots.broker.budget")
     started = time.monotonic()
     for _ in range(5):  # more than the limit of 1: nothing is counted, nothing waits
         budget.sent(budget.acquire(Priority.ENTRY, max_wait=0))

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from tradebots.broker import BrokerError
 from trading import engine
-from trading.broker import BrokerError
 
 
 class Command(BaseCommand):

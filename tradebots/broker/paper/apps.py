@@ -5,6 +5,6 @@ class PaperExchangeConfig(AppConfig):
     """The built-in paper exchange: its own books (account, orders, positions) in the database, so
     the web process and every Celery worker trade against one exchange."""
 
-    name = "trading.broker.paper"
+    name = "tradebots.broker.paper"
     label = "paper_exchange"
     verbose_name = "Paper exchange (simulated)"

@@ -1,0 +1,38 @@
+"""What bots read of the books (positions and trades), which belong to the trading app.
+
+bots never imports trading (DESIGN.md, "Layers"), yet its pages, API and capital rules need a
+bot's open position, realized gains, invested amount and open orders. trading fills this
+registry with its selectors when its app is ready (trading/apps.py); bots asks ``books()``.
+"""
+
+from typing import Protocol
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
+
+
+class Books(Protocol):
+    def with_invested(self, bots: QuerySet) -> QuerySet:
+        """``bots`` annotated with ``invested``: open position cost + unfilled open buy
+        notional (see bots/services.py)."""
+
+    def with_figures(self, bots: QuerySet) -> QuerySet:
+        """``bots`` annotated with ``realized_gains_total`` and with ``open_positions``
+        prefetched, in constant queries."""
+
+    def open_holdings(self, bot_ids: list) -> tuple[dict, dict]:
+        """({bot id: open position}, {bot id: [open trades, oldest first]}) of these bots."""
+
+
+_books: Books | None = None
+
+
+def register(books: Books) -> None:
+    global _books
+    _books = books
+
+
+def books() -> Books:
+    if _books is None:
+        raise ImproperlyConfigured("No app registered the books: is 'trading' installed?")
+    return _books

@@ -1,0 +1,85 @@
+"""Reads that join bots to their positions and trades. bots reads them through its books
+registry (bots/books.py), filled with this module when the trading app is ready."""
+
+from decimal import Decimal
+
+from django.db.models import (
+    DecimalField,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+
+from .models import Position, Trade
+
+ZERO = Decimal(0)
+# Wide enough for qty (9 places) × price (4 places) without rounding away a cent.
+_INVESTED = DecimalField(max_digits=32, decimal_places=8)
+_GAINS = DecimalField(max_digits=20, decimal_places=4)
+
+
+def with_invested(bots: QuerySet) -> QuerySet:
+    """Annotate ``invested``: open position cost + unfilled open buy notional, in the one query."""
+    # order_by() clears the models' default ordering, which would otherwise split the GROUP BY.
+    position_cost = (
+        Position.objects.filter(bot=OuterRef("pk"), is_open=True)
+        .order_by()
+        .values("bot")
+        .annotate(total=Sum(F("qty") * F("avg_entry_price"), output_field=_INVESTED))
+        .values("total")
+    )
+    open_buy_notional = (
+        Trade.objects.filter(
+            bot=OuterRef("pk"),
+            side=Trade.Side.BUY,
+            status__in=Trade.OPEN_STATUSES,
+            expected_price__isnull=False,
+        )
+        .order_by()
+        .values("bot")
+        .annotate(
+            total=Sum((F("qty") - F("filled_qty")) * F("expected_price"), output_field=_INVESTED)
+        )
+        .values("total")
+    )
+    zero = Value(ZERO, output_field=_INVESTED)
+    return bots.annotate(
+        invested=Coalesce(Subquery(position_cost, output_field=_INVESTED), zero)
+        + Coalesce(Subquery(open_buy_notional, output_field=_INVESTED), zero)
+    )
+
+
+def with_figures(bots: QuerySet) -> QuerySet:
+    """Bots with their realized gains and open position loaded in constant queries."""
+    return bots.annotate(
+        realized_gains_total=Coalesce(
+            Sum("positions__realized_pnl", filter=Q(positions__is_open=False)),
+            Value(ZERO),
+            output_field=_GAINS,
+        )
+    ).prefetch_related(
+        Prefetch(
+            "positions",
+            queryset=Position.objects.filter(is_open=True),
+            to_attr="open_positions",
+        )
+    )
+
+
+def open_holdings(bot_ids: list) -> tuple[dict, dict]:
+    """({bot id: open position}, {bot id: [open trades, oldest first]}), in two queries."""
+    positions = {
+        position.bot_id: position
+        for position in Position.objects.filter(bot__in=bot_ids, is_open=True)
+    }
+    trades: dict = {}
+    open_trades = Trade.objects.filter(bot__in=bot_ids, status__in=Trade.OPEN_STATUSES)
+    for trade in open_trades.order_by("created_at", "id"):
+        trades.setdefault(trade.bot_id, []).append(trade)
+    return positions, trades
