@@ -34,6 +34,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticKnownError
 from pydantic_core.core_schema import ErrorType
 
+from tradebots.broker import TimeFrame
+
 # Key -> human name, in the order indicators are shown and evaluated.
 INDICATOR_NAMES: dict[str, str] = {
     "rsi": "RSI",
@@ -60,14 +62,21 @@ TICKER_PATTERN = re.compile(r"[A-Z][A-Z0-9.]{0,11}")
 WHOLE = "__all__"
 
 
-class Timeframe(TextChoices):
-    """The bar timeframes a bot can trade on (also ``Bot.Timeframe``)."""
+def _duration(seconds: int) -> str:
+    """60 -> "1 minute", 900 -> "15 minutes", 86400 -> "1 day"."""
+    unit, size = next(
+        (unit, size)
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+        if seconds % size == 0
+    )
+    count = seconds // size
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
-    MIN_1 = "1Min", "1 minute"
-    MIN_5 = "5Min", "5 minutes"
-    MIN_15 = "15Min", "15 minutes"
-    HOUR_1 = "1Hour", "1 hour"
-    DAY_1 = "1Day", "1 day"
+
+# The bar timeframes a bot can trade on (also ``Bot.Timeframe``): the gateway's, for people.
+Timeframe = TextChoices(
+    "Timeframe", [(frame.name, (frame.value, _duration(frame.seconds))) for frame in TimeFrame]
+)
 
 
 # --- value types -------------------------------------------------------------------------------
