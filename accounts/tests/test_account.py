@@ -415,3 +415,23 @@ def test_bot_changes_that_move_the_figures_refresh_the_account(
     with django_capture_on_commit_callbacks(execute=True):
         bot_services.delete_bot(bot, "alice")
     assert refreshes == ["refresh"] * 3
+
+
+def test_a_fresh_process_knows_the_refresh_task_by_name():
+    """tradebots.account_refresh names the task without importing accounts: a process that
+    never imported accounts.tasks itself (a daphne) still finds it once Django is set up."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import django; django.setup(); from tradebots.celery import app; "
+        "from tradebots.account_refresh import REFRESH_TASK; assert REFRESH_TASK in app.tasks"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tradebots.settings"},
+    )
