@@ -224,11 +224,19 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "tradebots.channel_layer.BoundedRedisChannelLayer",
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which races channels_redis's
             # 5 s blocking pop on an idle socket and kills the consumer; wait longer than that.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            # A burst beyond max_connections waits up to `timeout` s for a free connection.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 50),
+                    "timeout": 10,
+                }
+            ],
             "prefix": "tradebots",
         },
     }
