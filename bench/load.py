@@ -230,9 +230,9 @@ def drive(base_url: str, cookie, paths: list[str], clients: int, seconds: float)
     the numbers are the server's and not a Python client's own queueing on its GIL."""
     import requests
 
-    header = f"Cookie: {cookie[0]}={cookie[1]}"
+    session_cookie = f"{cookie[0]}={cookie[1]}"
     for path in paths:  # a redirect to the login page would count as a success in wrk
-        answer = requests.get(base_url + path, headers={"Cookie": header[8:]}, timeout=30)
+        answer = requests.get(base_url + path, headers={"Cookie": session_cookie}, timeout=30)
         if answer.status_code != 200 or answer.history:
             sys.exit(f"{path} answers {answer.status_code} before the load: check the set-up")
     wrk = shutil.which("wrk")
@@ -251,7 +251,7 @@ def drive(base_url: str, cookie, paths: list[str], clients: int, seconds: float)
                 "--timeout",
                 "30s",
                 "-H",
-                header,
+                f"Cookie: {session_cookie}",
                 "-s",
                 script.name,
                 base_url + path,
