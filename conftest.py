@@ -160,6 +160,18 @@ def log_in():
 
 
 @pytest.fixture
+def wait_until_watching():
+    """Wait until a page's live-updates socket has joined ``groups`` (its ``#live-watching``
+    confirms each declaration): a push sent earlier would miss the page."""
+
+    def wait(page, *groups: str) -> None:
+        selector = "".join(f'[data-watching~="{group}"]' for group in groups)
+        page.wait_for_selector(f"#live-watching{selector}", state="attached")
+
+    return wait
+
+
+@pytest.fixture
 def celery_worker():
     """A real Celery worker (in a thread of this process) consuming from the real Redis broker."""
     from celery.contrib.testing.worker import start_worker

@@ -136,4 +136,6 @@ def account_summary(*, fresh: bool = False) -> AccountSummary:
 def push_account_summary() -> None:
     """Every open dashboard's account summary, read afresh (tradebots.account_refresh)."""
     summary = account_summary(fresh=True)
-    live.broadcast("accounts/partials/account_summary.html", {"account": summary})
+    live.broadcast(
+        live.DASHBOARD_GROUP, "accounts/dashboard.html#account-summary", {"account": summary}
+    )

@@ -40,6 +40,7 @@ from .books import books
 from .models import AllocationLock, Bot, BotStatusChange
 
 ZERO = Decimal(0)
+BOT_CARD = "bots/list.html#bot-card"
 # Settings the engine's picture of a bot depends on: fixed while the bot is exposed.
 LOCKED_WHILE_EXPOSED = ("symbol", "timeframe")
 
@@ -501,14 +502,19 @@ def _record_status(bot: Bot, previous: str, target: str, actor: str, reason: str
 
 
 def broadcast_bot(bot: Bot) -> None:
-    """After commit, every open page gets the bot's fresh card (status, position, gains)."""
+    """After commit, the pages showing the bot get its fresh card (status, position, gains)."""
 
     transaction.on_commit(lambda: live.push_each("bot-cards", bot.pk, render_bot_cards))
 
 
-def render_bot_cards(bot_ids) -> list[str]:
-    """Fresh cards of these bots, read in one query (a tick may change hundreds)."""
-    return [
-        render_to_string("bots/partials/bot_live_update.html", {"bot": fresh})
-        for fresh in Bot.objects.with_figures().filter(pk__in=list(bot_ids))
-    ]
+def render_bot_cards(bot_ids) -> list[live.Push]:
+    """Fresh cards of these bots, read in one query (a tick may change hundreds): each for the
+    bots list (a row of table ``bots``, never inserted) and for the bot's own page."""
+    pushes = []
+    for fresh in Bot.objects.with_figures().filter(pk__in=list(bot_ids)):
+        card = render_to_string(BOT_CARD, {"bot": fresh, "oob": True})
+        pushes += [
+            live.Row("bots", str(fresh.pk), replace=card),
+            live.Fragment(live.bot_group(fresh.pk), card),
+        ]
+    return pushes

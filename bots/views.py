@@ -60,7 +60,11 @@ def _strategy_summary(strategy: StrategyConfig) -> dict:
 @require_GET
 def bot_detail(request, pk):
     bot = get_object_or_404(Bot.objects.with_figures(), pk=pk)
-    context = {"bot": bot, "history": bot.status_changes.all()[:STATUS_HISTORY_LENGTH]}
+    context = {
+        "bot": bot,
+        "history": bot.status_changes.all()[:STATUS_HISTORY_LENGTH],
+        "live_group": live.bot_group(bot.pk),
+    }
     try:
         strategy = StrategyConfig.model_validate(bot.strategy)
     except ValidationError as error:
@@ -162,7 +166,7 @@ def bot_action(request, pk, action):
     if not request.htmx:
         return HttpResponseRedirect(_next_or(request, reverse("bots:detail", args=[bot.pk])))
     bot = Bot.objects.with_figures().get(pk=bot.pk)
-    html = render_to_string("bots/partials/bot_card.html", {"bot": bot}, request=request)
+    html = render_to_string(services.BOT_CARD, {"bot": bot}, request=request)
     return HttpResponse(html + feedback)
 
 

@@ -63,6 +63,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Case, DateTimeField, Q, Sum, When
 from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -93,6 +94,7 @@ ID_CHUNK = 900
 # How much earlier than the window a Trade may have been written and still match an order in it
 # (an intent is sent at most ORDER_INTENT_TTL_SECONDS late; clocks differ a little).
 CLOCK_SLACK = timedelta(minutes=5)
+RUN_ROW = "reconciliation/runs.html#run-row"
 LAST_RUN_TEMPLATE = "reconciliation/partials/last_run.html"
 # How a holding whose bot was deleted is named.
 NO_BOT = "no bot (deleted)"
@@ -688,10 +690,22 @@ def _fail(
     run.error = f"{unreachable if isinstance(error, BrokerUnavailable) else refused}: {error}"
 
 
+def run_row(run: ReconciliationRun) -> live.Row:
+    return live.table_row(
+        "reconciliation",
+        run.pk,
+        lambda oob=False: render_to_string(RUN_ROW, {"run": run, "oob": oob}),
+        tbody="run-rows",
+        insert=True,
+    )
+
+
 def _tell_open_pages(run: ReconciliationRun) -> None:
-    """Every dashboard shows the new last run; a scheduled run warns about what is new."""
+    """Dashboards show the new last run, the runs page its row; a scheduled run warns about
+    what is new."""
     try:
-        live.broadcast(LAST_RUN_TEMPLATE, {"run": run, "oob": True})
+        live.broadcast(live.DASHBOARD_GROUP, LAST_RUN_TEMPLATE, {"run": run, "oob": True})
+        live.push(("run", run.pk), lambda: run_row(run))
     except Exception:  # a push must never lose the stored run
         logger.exception("The last reconciliation run could not be pushed")
     if run.trigger != ReconciliationRun.Trigger.SCHEDULE or run.failed:

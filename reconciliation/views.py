@@ -20,7 +20,8 @@ def _runs_page(request, check_form: ReconcileForm):
         RUNS_PER_PAGE,
     )
     runs = page.get_page(request.GET.get("page"))
-    context = {"runs": runs, "check_form": check_form}
+    # A run that ends while the page is open goes on top of the first page only.
+    context = {"runs": runs, "check_form": check_form, "newest_runs": runs.number == 1}
     return render(request, "reconciliation/runs.html", context)
 
 

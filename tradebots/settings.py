@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # Named partials ("trading/trades.html#trade-row"), rendered alone by the template loader.
+    "template_partials",
     "channels",
     # django-ninja: the JSON API; as an app, /api/docs serves its vendored Swagger UI files.
     "ninja",

@@ -7,7 +7,9 @@ from . import health, live
 def record_heartbeat():
     """Beat's pulse: proves beat schedules and a worker runs; refreshes every dashboard's status."""
     health.record_heartbeat()
-    live.broadcast("partials/system_status.html", {"status": health.system_status()})
+    live.broadcast(
+        live.DASHBOARD_GROUP, "partials/system_status.html", {"status": health.system_status()}
+    )
 
 
 @shared_task

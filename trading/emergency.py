@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from bots import services as bot_services
 from bots.models import Bot
-from tradebots import live
 from tradebots.broker import (
     BrokerError,
     OrderRejected,
@@ -24,6 +23,7 @@ from tradebots.broker import (
 )
 from tradebots.redis_client import redis_client
 
+from . import live_updates
 from .models import Position, Trade
 from .orders import (
     OrderRefused,
@@ -172,11 +172,7 @@ def _pause(bot: Bot | None, actor: str, pause_bot: bool) -> Bot | None:
 def _push_closing_row(position: Position | None) -> None:
     if position is None:
         return
-    position.refresh_from_db()
-    live.broadcast(
-        "trading/partials/position_live.html",
-        {"position": position, "part": "update", "closing": True},
-    )
+    live_updates.position_changed(position)
 
 
 def close_unmanaged(symbol: str, actor: str) -> Trade:

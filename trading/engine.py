@@ -108,7 +108,9 @@ def run_tick(dispatch: Callable[[Batch], list[BotOutcome] | None]) -> TickReport
     management command), in which case its outcomes are collected in the report."""
     clock = get_broker().get_clock()
     record_market_status(clock)
-    live.broadcast("trading/partials/market_status.html", {"market": market_status()})
+    live.broadcast(
+        live.DASHBOARD_GROUP, "trading/partials/market_status.html", {"market": market_status()}
+    )
     if not clock.is_open:
         return TickReport(market_open=False)
     running = Bot.objects.filter(status=Bot.Status.RUNNING).only("symbol", "timeframe")

@@ -122,7 +122,7 @@ def trade_list(request):
     return _render(
         request,
         "trading/trades.html",
-        "trading/partials/trades_table.html",
+        "trading/trades.html#trades-table",
         TRADES_TABLE_ID,
         context,
     )
@@ -180,6 +180,7 @@ def position_list(request):
         unmanaged, unmanaged_ok = [], False
     context = {
         "open_rows": rows,
+        "open_positions": open_positions,
         "emergency": emergency.emergency_counts(),
         "unmanaged": unmanaged,
         "unmanaged_ok": unmanaged_ok,
@@ -197,7 +198,7 @@ def position_list(request):
     return _render(
         request,
         "trading/positions.html",
-        "trading/partials/closed_positions_table.html",
+        "trading/positions.html#closed-positions-table",
         CLOSED_POSITIONS_ID,
         context,
     )

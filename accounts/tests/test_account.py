@@ -16,6 +16,7 @@ from tradebots.asgi import application
 from tradebots.broker import BrokerPosition, BrokerUnavailable, OrderSide, get_broker
 from tradebots.broker.paper import exchange
 from tradebots.broker.paper.broker import PaperBroker
+from tradebots.tests.live_pages import declare
 from trading.positions import find_unmanaged
 from trading.tests.factories import PositionFactory, TradeFactory
 
@@ -293,6 +294,7 @@ def test_a_fill_refreshes_the_account_summary_on_open_dashboards(
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
+        await declare(communicator, "dashboard")
         await sync_to_async(place_order)(bot, "buy", Decimal("1"), "RSI buy signal")
         messages = []
         while not any('id="account-summary"' in m for m in messages):

@@ -1,4 +1,4 @@
-"""Every bot status change reaches open pages over the WebSocket."""
+"""Every bot status change reaches the pages showing the bot over the WebSocket."""
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -6,6 +6,7 @@ from channels.testing import WebsocketCommunicator
 from bots import services
 from bots.tests.factories import BotFactory
 from tradebots.asgi import application
+from tradebots.tests.live_pages import declare
 
 
 def test_a_status_change_pushes_the_bots_card(transactional_db, socket_headers, buying_power):
@@ -16,6 +17,7 @@ def test_a_status_change_pushes_the_bots_card(transactional_db, socket_headers, 
         communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         connected, _ = await communicator.connect()
         assert connected
+        await declare(communicator, "bots", rows=[bot.pk])
         await sync_to_async(services.start_bot)(bot, "alice")
         messages = []  # the account summary is refreshed too; find the card among the pushes
         while not any(m.startswith("<article") for m in messages):

@@ -13,6 +13,7 @@ from reconciliation.models import ReconciliationRun
 from tradebots import live
 from tradebots.asgi import application
 from tradebots.broker import OrderSide, get_broker
+from tradebots.tests.live_pages import declare
 from trading import orders
 from trading.tests.factories import TradeFactory
 
@@ -87,7 +88,7 @@ def test_drift_that_went_away_and_came_back_is_new_again(toasts):
     assert len(toasts) == 2
 
 
-def test_the_worker_runs_the_task_and_open_pages_get_the_warning(
+def test_the_worker_runs_the_task_and_open_pages_get_the_run_and_the_warning(
     transactional_db, client, user, celery_worker
 ):
     bot = BotFactory()
@@ -106,10 +107,14 @@ def test_the_worker_runs_the_task_and_open_pages_get_the_warning(
         communicator = WebsocketCommunicator(application, "/ws/updates/", headers=headers)
         connected, _ = await communicator.connect()
         assert connected
+        await declare(communicator, "dashboard")
+        await declare(communicator, "reconciliation", rows=[], newest=True)
         result = await sync_to_async(tasks.reconcile.delay)()
         summary = await sync_to_async(result.get)(timeout=30)
         messages = []
-        while not any("toast-warning" in message for message in messages):
+        while not any("toast-warning" in message for message in messages) or not any(
+            'id="run-' in message for message in messages
+        ):
             messages.append(await communicator.receive_from(timeout=10))
         await communicator.disconnect()
         return summary, messages
@@ -119,8 +124,10 @@ def test_the_worker_runs_the_task_and_open_pages_get_the_warning(
     assert summary == "0 orders synced, 2 discrepancies found"
     last_run = next(m for m in messages if 'id="sync-last-run"' in m)
     assert 'hx-swap-oob="true"' in last_run and "0 orders synced, 2 discrepancies found" in last_run
-    assert "Reconciliation found 2 new discrepancies" in messages[-1]
+    assert any("Reconciliation found 2 new discrepancies" in m for m in messages)
     run = ReconciliationRun.objects.get()
+    run_row = next(m for m in messages if f'id="run-{run.pk}"' in m)
+    assert run_row.startswith('<tbody hx-swap-oob="afterbegin:#run-rows">')
     assert (run.trigger, run.started_by) == ("schedule", "schedule")
 
 

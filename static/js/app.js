@@ -26,18 +26,6 @@
   document.addEventListener("htmx:wsAfterMessage", scheduleToastRemoval);
 })();
 
-// Trading: a table that is filtered or not on its first page (data-live-insert="off") takes no
-// pushed new rows; replacing a row it already shows still works, since that targets the row.
-(function () {
-  "use strict";
-  document.addEventListener("htmx:oobBeforeSwap", function (event) {
-    var target = event.detail.target;
-    if (target && target.getAttribute && target.getAttribute("data-live-insert") === "off") {
-      event.detail.shouldSwap = false;
-    }
-  });
-})();
-
 // Confirmation dialogs: a button with data-opens-dialog="ID" opens <dialog id="ID"> as a modal
 // (Escape cancels natively); a button with data-closes-dialog inside closes it. A SELL button
 // (data-confirm-sell) fills the page's one #sell-dialog with its URL, question and label.

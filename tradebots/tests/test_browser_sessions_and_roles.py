@@ -35,13 +35,13 @@ def test_a_refused_action_says_why_in_a_toast(
 
 
 def test_a_viewer_sees_pushed_cards_without_their_buttons(
-    transactional_db, viewer, buying_power, daphne_url, page, log_in
+    transactional_db, viewer, buying_power, daphne_url, page, log_in, wait_until_watching
 ):
     buying_power("5000")
     bot = BotFactory(status=Bot.Status.RUNNING)
     log_in(page, daphne_url, viewer)
     page.goto(f"{daphne_url}/bots/")
-    page.wait_for_selector("#live-indicator.live-online")
+    wait_until_watching(page, "bots")
     card = f"#bot-{bot.pk}"
     assert page.locator(f"{card} button").count() == 0
     assert page.locator("text=New bot").count() == 0

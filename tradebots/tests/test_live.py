@@ -123,6 +123,8 @@ def test_heartbeat_from_the_worker_refreshes_the_status_card_live(
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         await communicator.connect()
+        await communicator.send_json_to({"watch": "dashboard"})
+        await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)  # #live-watching
         result = await sync_to_async(record_heartbeat.delay)()
         await sync_to_async(result.get)(timeout=RECEIVE_TIMEOUT_SECONDS)
         message = await communicator.receive_from(timeout=RECEIVE_TIMEOUT_SECONDS)
@@ -153,55 +155,78 @@ def test_an_idle_socket_still_receives_after_the_redis_read_timeout(
     assert "still here" in async_to_sync(scenario)()
 
 
-def test_coalesced_pushes_send_each_fragment_once_in_its_latest_state(monkeypatch):
+def _recording(monkeypatch) -> list[tuple[str, dict]]:
     sent = []
-    monkeypatch.setattr(live, "_send", sent.append)
+    monkeypatch.setattr(live, "_deliver", sent.extend)
+    return sent
+
+
+def test_coalesced_pushes_send_each_once_in_its_latest_state_per_group(monkeypatch):
+    sent = _recording(monkeypatch)
+
+    def row(table, pk, text):
+        return live.Row(table, pk, replace=f'<tr id="{pk}">{text}</tr>')
 
     with live.coalesced():
-        live.push(
-            "trade:1", lambda created: f'<tbody id="t1" c="{created}">v1</tbody>', created=True
-        )
-        live.push(
-            "trade:1", lambda created: f'<tbody id="t1" c="{created}">v2</tbody>', created=False
-        )
-        live.push("position:1", lambda: ['<tr id="p1">a</tr>', '<tbody id="p1-insert"></tbody>'])
-        live.push("position:2", lambda: '<tr id="p2">b</tr>')
+        live.push("a", lambda created: row("trades", "1", f"v1 {created}"), created=True)
+        live.push("a", lambda created: row("trades", "1", f"v2 {created}"), created=False)
+        live.push("b", lambda: [row("trades", "2", "b"), live.Fragment("dashboard", "<tr>x</tr>")])
+        live.push("c", lambda: live.Fragment("dashboard", '<div id="summary"></div>'))
         live.toast("Filled", "success")
-        live.push_each("cards", "a", lambda items: [f'<div id="card-{i}"></div>' for i in items])
-        live.push_each("cards", "b", lambda items: [f'<div id="card-{i}"></div>' for i in items])
-        live.push_each("cards", "a", lambda items: [f'<div id="card-{i}"></div>' for i in items])
+        live.push_each(
+            "cards", "x", lambda items: [live.Fragment("bots", f"<div>{i}</div>") for i in items]
+        )
+        live.push_each(
+            "cards", "y", lambda items: [live.Fragment("bots", f"<div>{i}</div>") for i in items]
+        )
+        live.push_each(
+            "cards", "x", lambda items: [live.Fragment("bots", f"<div>{i}</div>") for i in items]
+        )
         assert sent == []  # nothing leaves before the block ends
 
-    # Rows first, then <tbody> wrappers, then other elements: one message each.
-    assert sent == [
-        '<tr id="p1">a</tr><tr id="p2">b</tr>',
-        '<tbody id="t1" c="True">v2</tbody><tbody id="p1-insert"></tbody>',
-        live.render_toast("Filled", "success") + '<div id="card-a"></div><div id="card-b"></div>',
+    html = [(group, message["html"]) for group, message in sent if message["type"] == "live.html"]
+    rows = [(group, message) for group, message in sent if message["type"] == "live.rows"]
+    # Per group one message per kind of element (rows, <tbody> wrappers, others).
+    assert html == [
+        ("dashboard", "<tr>x</tr>"),
+        ("dashboard", '<div id="summary"></div>'),
+        ("toasts", live.render_toast("Filled", "success")),
+        ("bots", "<div>x</div><div>y</div>"),
+    ]
+    # A flag set by any version stays set; the content is the latest.
+    ((table, message),) = rows
+    assert table == "trades" and message["table"] == "trades"
+    assert [(r["pk"], r["replace"]) for r in message["rows"]] == [
+        ("1", '<tr id="1">v2 True</tr>'),
+        ("2", '<tr id="2">b</tr>'),
     ]
 
 
 def test_pushes_outside_a_coalesced_block_go_out_at_once(monkeypatch):
-    sent = []
-    monkeypatch.setattr(live, "_send", sent.append)
+    sent = _recording(monkeypatch)
 
-    live.push("trade:1", lambda created: f"<tr>{created}</tr>", created=True)
-    live.push_each("cards", "a", lambda items: [f"<div>{i}</div>" for i in items])
+    live.push("a", lambda created: live.Fragment("dashboard", f"<p>{created}</p>"), created=True)
+    live.push_each(
+        "cards", "x", lambda items: [live.Fragment("bots", f"<div>{i}</div>") for i in items]
+    )
 
-    assert sent == ["<tr>True</tr>", "<div>a</div>"]
+    assert [(group, message["html"]) for group, message in sent] == [
+        ("dashboard", "<p>True</p>"),
+        ("bots", "<div>x</div>"),
+    ]
 
 
 def test_a_fragment_that_cannot_render_does_not_stop_the_others(monkeypatch, caplog):
-    sent = []
-    monkeypatch.setattr(live, "_send", sent.append)
+    sent = _recording(monkeypatch)
 
     def broken():
         raise ValueError("template missing")
 
     with live.coalesced():
         live.push("bad", broken)
-        live.push("good", lambda: "<div>ok</div>")
+        live.push("good", lambda: live.Fragment("dashboard", "<div>ok</div>"))
 
-    assert sent == ["<div>ok</div>"]
+    assert [message["html"] for _, message in sent] == ["<div>ok</div>"]
     assert "Live update bad could not be rendered" in caplog.text
 
 
@@ -212,8 +237,7 @@ def test_a_coalesced_row_is_rendered_as_the_database_holds_it_when_the_block_end
     from trading.models import Trade
     from trading.tests.factories import TradeFactory
 
-    sent = []
-    monkeypatch.setattr(live, "_send", sent.append)
+    sent = _recording(monkeypatch)
     trade = TradeFactory(status=Trade.Status.ACCEPTED)
     sent.clear()  # the factory's own saves
 
@@ -222,6 +246,32 @@ def test_a_coalesced_row_is_rendered_as_the_database_holds_it_when_the_block_end
         # Another process books the fill meanwhile (and pushes it itself).
         Trade.objects.filter(pk=trade.pk).update(status=Trade.Status.FILLED)
 
-    (message,) = sent
-    assert message.startswith('<tbody hx-swap-oob="afterbegin:#trade-rows">')
-    assert "Filled" in message and "Accepted" not in message
+    ((group, message),) = sent
+    (row,) = message["rows"]
+    assert group == "trades"
+    assert row["insert"].startswith('<tbody hx-swap-oob="afterbegin:#trade-rows">')
+    for html in (row["insert"], row["replace"]):
+        assert "Filled" in html and "Accepted" not in html
+
+
+def test_a_flush_is_one_trip_and_a_failing_group_does_not_stop_the_others(monkeypatch, caplog):
+    delivered = []
+
+    class Layer:
+        async def group_send(self, group, message):
+            if group == "bad":
+                raise ConnectionError("Redis went away")
+            delivered.append(group)
+
+    monkeypatch.setattr(live, "get_channel_layer", Layer)
+    trips = []
+    real_async_to_sync = live.async_to_sync
+    monkeypatch.setattr(live, "async_to_sync", lambda f: trips.append(f) or real_async_to_sync(f))
+
+    with live.coalesced():
+        for group in ("dashboard", "bad", "toasts"):
+            live.send_html(group, f"<div>{group}</div>")
+
+    assert len(trips) == 1
+    assert sorted(delivered) == ["dashboard", "toasts"]
+    assert "Live update to bad could not be pushed" in caplog.text

@@ -17,6 +17,7 @@ from bots.tests.factories import BotFactory
 from reconciliation import views as reconciliation_views
 from reconciliation.models import ReconciliationRun
 from tradebots.permissions import REFUSED_MESSAGE, TRADERS_GROUP, VIEWERS_GROUP, can_trade
+from trading import live_updates
 from trading import views as trading_views
 from trading.models import Trade
 from trading.tests.factories import PositionFactory
@@ -194,10 +195,8 @@ def test_pushed_fragments_carry_their_actions_for_viewers_pages_to_hide(books):
     """Pushes go to every open page at once, rendered without a request."""
     bot, position = books
 
-    card = render_to_string("bots/partials/bot_live_update.html", {"bot": bot})
-    row = render_to_string(
-        "trading/partials/position_live.html", {"position": position, "part": "update"}
-    )
+    card = render_to_string("bots/list.html#bot-card", {"bot": bot, "oob": True})
+    row = live_updates.position_rows(position)[0].replace
 
     assert 'class="actions trade-only"' in card and reverse("bots:pause", args=[bot.pk]) in card
     assert "trade-only" in row and "data-confirm-sell" in row

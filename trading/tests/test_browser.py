@@ -27,7 +27,7 @@ def holding(transactional_db, settings):
 
 
 def test_sell_on_one_page_updates_the_others_without_reload(
-    user, daphne_url, page, log_in, holding
+    user, daphne_url, page, log_in, holding, wait_until_watching
 ):
     bot, position = holding("Apple swing", "AAPL")
     log_in(page, daphne_url, user)
@@ -35,8 +35,8 @@ def test_sell_on_one_page_updates_the_others_without_reload(
     bots_page = page.context.new_page()
     watcher.goto(daphne_url + "/trading/positions/")
     bots_page.goto(daphne_url + "/bots/")
-    for opened in (watcher, bots_page):
-        opened.wait_for_selector("#live-indicator.live-online")
+    wait_until_watching(watcher, "open-positions", "closed-positions")
+    wait_until_watching(bots_page, "bots")
     page.goto(daphne_url + "/trading/positions/")
     row = f"#position-{position.pk}"
     assert watcher.is_visible(row)

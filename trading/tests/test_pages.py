@@ -16,6 +16,7 @@ from tradebots.broker import BrokerUnavailable
 from tradebots.broker.paper import market
 from tradebots.broker.paper.broker import PaperBroker
 from tradebots.money import format_money
+from tradebots.tests.live_pages import declarations
 from trading import live_updates
 from trading.models import Position, Trade
 from trading.tests.factories import PositionFactory, TradeFactory
@@ -78,7 +79,11 @@ def test_trades_table_shows_each_trade_with_its_reason(user_client):
     assert 'data-label="Reason" class="reason">—<' in pending
     assert 'data-label="Price" class="num">—<' in pending
     assert "<th>Reason</th>" in html
-    assert 'id="trade-rows" data-live-insert="on"' in html
+    # The page tells its socket which rows it shows, and that new trades go on top.
+    assert declarations(html)["trades"] == {
+        "rows": [str(no_reason.pk), str(trade.pk)],
+        "newest": True,
+    }
     assert 'id="trade-dialog"' in html
 
 
@@ -131,7 +136,11 @@ def test_each_filter_narrows_the_table(user_client, params, expected):
     html = user_client.get(TRADES, query).content.decode()
 
     assert set(_trade_ids(html)) == {trades[name].pk for name in expected}
-    assert 'data-live-insert="off"' in html  # a filtered table takes no pushed new rows
+    # A filtered table takes changes to its rows, but no pushed new rows.
+    assert declarations(html)["trades"] == {
+        "rows": [str(pk) for pk in _trade_ids(html)],
+        "newest": False,
+    }
 
 
 @pytest.mark.django_db
@@ -455,7 +464,9 @@ def test_closed_positions_are_paged(user_client, latest_prices):
     assert first.count('class="position-row closed"') == 50
     assert "Page 1 of 2" in first
     assert second.count('class="position-row closed"') == 2 and "<html" not in second
-    assert 'data-live-insert="off"' in second
+    assert declarations(first)["closed-positions"]["newest"] is True
+    assert declarations(second)["closed-positions"]["newest"] is False
+    assert len(declarations(second)["closed-positions"]["rows"]) == 2
     assert "There is no page 9 of closed positions." in past_end
 
 
@@ -488,80 +499,104 @@ def test_the_admin_shows_the_books_read_only(admin_client):
 def test_a_new_trade_is_pushed_to_the_top_of_the_trades_table():
     trade = TradeFactory(reason="RSI buy signal")
 
-    html = live_updates.render_trade_changed(trade, created=True)
+    row = live_updates.trade_row(trade, created=True)
 
-    assert html.startswith(f'<tbody hx-swap-oob="afterbegin:#trade-rows"><tr id="trade-{trade.pk}"')
-    assert html.rstrip().endswith("</tbody>")
-    assert html.count("hx-swap-oob") == 1
-    assert "RSI buy signal" in html
-
-
-@pytest.mark.django_db
-def test_a_changed_trade_replaces_its_row():
-    trade = TradeFactory(status=Trade.Status.PARTIALLY_FILLED)
-
-    html = live_updates.render_trade_changed(trade, created=False)
-
-    assert html.startswith(
+    assert (row.table, row.pk, row.remove) == ("trades", str(trade.pk), "")
+    assert row.insert.startswith(
+        f'<tbody hx-swap-oob="afterbegin:#trade-rows"><tr id="trade-{trade.pk}"'
+    )
+    assert row.insert.rstrip().endswith("</tbody>")
+    assert row.insert.count("hx-swap-oob") == 1
+    assert row.replace.startswith(
         f'<tr id="trade-{trade.pk}" class="trade-row clickable" hx-swap-oob="true"'
     )
-    assert "Partially filled" in html
+    assert "RSI buy signal" in row.insert and "RSI buy signal" in row.replace
 
 
 @pytest.mark.django_db
-def test_an_open_position_is_upserted_in_two_messages():
+def test_a_changed_trade_replaces_its_row_and_is_never_inserted():
+    trade = TradeFactory(status=Trade.Status.PARTIALLY_FILLED)
+
+    row = live_updates.trade_row(trade, created=False)
+
+    assert row.insert == ""
+    assert row.replace.startswith(
+        f'<tr id="trade-{trade.pk}" class="trade-row clickable" hx-swap-oob="true"'
+    )
+    assert "Partially filled" in row.replace
+
+
+@pytest.mark.django_db
+def test_an_open_position_is_a_row_of_the_open_table_that_any_page_lacking_it_inserts():
     position = PositionFactory()
 
-    update, insert = live_updates.render_position_changed(position)
+    (row,) = live_updates.position_rows(position)
 
-    assert update.startswith(
+    assert row.table == "open-positions"
+    assert row.replace.startswith(
         f'<tr id="position-{position.pk}" class="position-row" hx-swap-oob="true"'
     )
-    assert "<tbody" not in update
-    assert insert.startswith(
-        f'<tbody hx-swap-oob="afterbegin:#open-positions:not(:has(#position-{position.pk}))">'
-        f'<tr id="position-{position.pk}"'
+    assert row.insert.startswith(
+        f'<tbody hx-swap-oob="afterbegin:#open-positions"><tr id="position-{position.pk}"'
     )
-    assert insert.count("hx-swap-oob") == 1
-    for message in (update, insert):
-        assert 'title="The live price shows when the page is reloaded">—<' in message
+    assert ":has(" not in row.insert
+    for html in (row.replace, row.insert):
+        assert 'title="The live price shows when the page is reloaded">—<' in html
+
+
+@pytest.mark.django_db
+def test_a_position_being_sold_is_pushed_as_closing():
+    position = PositionFactory()
+    TradeFactory(position=position, side="sell", status=Trade.Status.ACCEPTED)
+
+    (row,) = live_updates.render_positions({position.pk: {}})
+
+    assert 'data-testid="closing">closing…<' in row.replace
 
 
 @pytest.mark.django_db
 def test_a_closed_position_leaves_the_open_table_and_joins_the_closed_one():
     position = PositionFactory(closed=True, realized_pnl=Decimal("-12.5"))
 
-    (message,) = live_updates.render_position_changed(position)
+    removed, closed = live_updates.position_rows(position)
 
-    assert message.startswith(f'<tbody hx-swap-oob="delete:#position-{position.pk}"></tbody>')
-    assert (
-        '<tbody hx-swap-oob="afterbegin:#closed-positions:not(:has(#closed-position-'
-        f'{position.pk}))"><tr id="closed-position-{position.pk}"'
-    ) in message
-    assert '<span class="neg">-$12.50</span>' in message
+    assert (removed.table, removed.pk) == ("open-positions", str(position.pk))
+    assert removed.remove == f'<tr id="position-{position.pk}" hx-swap-oob="delete"></tr>'
+    assert closed.table == "closed-positions"
+    assert closed.insert.startswith(
+        f'<tbody hx-swap-oob="afterbegin:#closed-positions"><tr id="closed-position-{position.pk}"'
+    )
+    assert '<span class="neg">-$12.50</span>' in closed.replace
 
 
 @pytest.mark.django_db
-def test_a_push_that_cannot_be_sent_does_not_break_the_caller(monkeypatch):
+def test_pushes_go_to_the_tables_that_show_them(monkeypatch):
     from tradebots import live
 
     sent = []
-    monkeypatch.setattr(live, "_send", sent.append)
+    monkeypatch.setattr(live, "_deliver", sent.extend)
     position = PositionFactory()
 
     live_updates.position_changed(position)
     live_updates.trade_changed(TradeFactory(), created=True)
 
-    assert len(sent) == 3
+    assert [(group, message["type"]) for group, message in sent] == [
+        ("open-positions", "live.rows"),
+        ("trades", "live.rows"),
+    ]
 
 
-def test_trade_changed_reaches_a_logged_in_socket(transactional_db, socket_headers):
+def test_trade_changed_reaches_a_socket_whose_page_shows_the_newest_trades(
+    transactional_db, socket_headers
+):
     trade = TradeFactory(reason="Take-profit triggered (price ≥ $170.00)")
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/updates/", headers=socket_headers)
         connected, _ = await communicator.connect()
         assert connected
+        await communicator.send_json_to({"watch": "trades", "rows": "", "newest": "1"})
+        await communicator.receive_from(timeout=10)  # #live-watching: it has joined
         await sync_to_async(live_updates.trade_changed)(trade, created=True)
         message = await communicator.receive_from(timeout=10)
         await communicator.disconnect()
