@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon),
     path("system/status/", views.system_status, name="system-status"),
     path("system/ping-worker/", views.ping_worker_view, name="ping-worker"),
     path("api/", include("tradebots.api_urls")),

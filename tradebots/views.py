@@ -1,7 +1,8 @@
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import bad_request as defaults_bad_request
@@ -13,6 +14,13 @@ from kombu.exceptions import OperationalError
 from . import health, live
 from .api import api_not_found, api_server_error, is_api_request, json_error, request_too_large
 from .tasks import ping_worker
+
+
+@login_not_required
+@require_GET
+def favicon(request):
+    """Pages name their icon; the admin's pages do not, and browsers then ask for this."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @login_not_required

@@ -1,4 +1,4 @@
-"""Every page and API endpoint requires login; /healthz is the one open URL."""
+"""Every page and API endpoint requires login; /healthz (and the icon) are open."""
 
 import pytest
 from django.test import Client
@@ -14,6 +14,13 @@ def test_anonymous_page_request_is_redirected_to_login(client, path):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/login/") or "/login/" in response["Location"]
+
+
+def test_the_icon_browsers_ask_for_is_the_static_one(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/static/favicon.svg"
 
 
 def test_anonymous_api_request_gets_401_json(client):

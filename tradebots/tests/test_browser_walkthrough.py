@@ -50,7 +50,7 @@ def books(transactional_db, buying_power, settings):
 
 
 def test_every_page_through_the_day_logs_no_console_error(
-    user, daphne_url, page, books, log_in, wait_until_watching
+    admin_user, daphne_url, page, books, log_in, wait_until_watching
 ):
     apple, microsoft, quiet = books
     position = Position.objects.get(bot=apple, is_open=True)
@@ -67,7 +67,7 @@ def test_every_page_through_the_day_logs_no_console_error(
 
     page.context.on("page", record_errors)
     record_errors(page)
-    log_in(page, daphne_url, user)
+    log_in(page, daphne_url, admin_user)
 
     def open_tab(path, *groups):
         tab = page.context.new_page()
@@ -89,6 +89,7 @@ def test_every_page_through_the_day_logs_no_console_error(
         "/bots/new/",
         f"/trading/trades/{Trade.objects.first().pk}/",
         "/api/docs",
+        "/admin/",
     ):
         open_tab(path)
 
@@ -113,6 +114,8 @@ def test_every_page_through_the_day_logs_no_console_error(
     dashboard.wait_for_selector("#sync-result [data-testid=sync-summary]")
     dashboard.wait_for_selector("#sync-last-run [data-testid=last-run-outcome]")
     runs.wait_for_selector("#run-rows tr[id^=run-]")
+    runs.click("#run-rows tr[id^=run-] a")
+    runs.wait_for_selector("h1:has-text('Reconciliation run')")
 
     # The trades table's second page (htmx) declares its own rows: a change to one of the
     # trades it shows reaches it, a new trade does not.
