@@ -45,7 +45,8 @@ EMERGENCY_PAUSE_REASON = "Emergency sell"
 
 
 class CloseRefused(Exception):
-    """The close cannot happen (already closed, rejected by the broker, ...); nothing changed."""
+    """The close cannot happen (already closed, rejected by the broker, ...); the position is
+    unchanged (a refused sell still leaves the bot paused, as asked)."""
 
     def __init__(self, message: str, status: int = 409):
         super().__init__(message)
@@ -98,16 +99,21 @@ def close_position(
     except _JoinedExit as joined:
         return CloseResult(joined.trade, _pause(joined.trade.bot, actor, pause_bot),
                            already_in_flight=True)  # fmt: skip
+    # The bot is paused before its sell goes out (as the kill switch does): it never shows
+    # "running" beside a closed position, and no tick can act on it meanwhile.
+    bot = _pause(trade.bot, actor, pause_bot)
     if send_now:
         with interactive(), request_priority(Priority.EXIT), outcome_told_by_caller():
             trade = send_intent(trade, verify=False)
     if trade.status in (Trade.Status.REJECTED, Trade.Status.CANCELED, Trade.Status.EXPIRED):
+        paused = (
+            f" Bot '{bot.name}' stays paused." if bot and bot.status == Bot.Status.PAUSED else ""
+        )
         raise CloseRefused(
             f"The broker refused to sell {trade.symbol}: {trade.error_message or trade.status}. "
-            "The position is still open.",
+            f"The position is still open.{paused}",
             status=502,
         )
-    bot = _pause(trade.bot, actor, pause_bot)
     if trade.is_open:
         follow_later(trade)
         _push_closing_row(trade.position)

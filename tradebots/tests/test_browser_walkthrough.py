@@ -142,3 +142,10 @@ def test_every_page_through_the_day_logs_no_console_error(
     for tab in page.context.pages:
         tab.wait_for_timeout(200)  # anything still in flight lands (or logs) now
     assert errors == []
+    # Our pages' titles stay plain text (the positions page's once held the sell dialog's HTML).
+    titles = {
+        tab.url.removeprefix(daphne_url): tab.title()
+        for tab in page.context.pages
+        if not tab.url.startswith((f"{daphne_url}/api/", f"{daphne_url}/admin/"))
+    }
+    assert [t for t in titles.values() if "<" in t or not t.endswith(" · TradeBots")] == [], titles

@@ -50,6 +50,23 @@ def test_close_sells_everything_and_pauses_the_bot(user):
     assert result.message == "Position closed. Bot 'Holder' has been paused."
 
 
+def test_the_bot_is_paused_before_its_sell_goes_out(user, monkeypatch):
+    """Never "running and flat", even for the moment between the fill and the pause."""
+    bot, position = holding_bot()
+    status_when_sent = []
+    send = emergency.send_intent
+
+    def record_and_send(trade, **kwargs):
+        status_when_sent.append(Bot.objects.get(pk=bot.pk).status)
+        return send(trade, **kwargs)
+
+    monkeypatch.setattr(emergency, "send_intent", record_and_send)
+
+    emergency.close_position(position, user.username)
+
+    assert status_when_sent == [Bot.Status.PAUSED]
+
+
 def test_close_without_pausing_leaves_the_bot_running(user):
     bot, position = holding_bot()
 
@@ -111,7 +128,8 @@ def test_two_simultaneous_closes_send_one_order(user):
     assert kinds in (["in flight", "sold"], ["refused", "sold"])
 
 
-def test_a_rejected_sell_leaves_the_position_open_and_the_bot_as_it_was(user, monkeypatch):
+def test_a_rejected_sell_leaves_the_position_open_and_the_bot_paused(user, monkeypatch):
+    """The trader asked to get out: the bot was paused first and stays so; the answer says it."""
     from tradebots.broker import OrderRejected
 
     bot, position = holding_bot()
@@ -125,10 +143,11 @@ def test_a_rejected_sell_leaves_the_position_open_and_the_bot_as_it_was(user, mo
         emergency.close_position(position, user.username)
 
     assert refused.value.status == 502
+    assert refused.value.message.endswith("The position is still open. Bot 'Holder' stays paused.")
     position.refresh_from_db()
     bot.refresh_from_db()
     assert position.is_open
-    assert bot.status == Bot.Status.RUNNING
+    assert bot.status == Bot.Status.PAUSED
     assert Trade.objects.get(side="sell").status == Trade.Status.REJECTED
 
 
