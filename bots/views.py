@@ -165,8 +165,10 @@ def bot_action(request, pk, action):
         feedback = live.render_toast(error.message, "error")
     if not request.htmx:
         return HttpResponseRedirect(_next_or(request, reverse("bots:detail", args=[bot.pk])))
+    # Both out of band (the buttons' form swaps nothing itself): the card wherever the page
+    # shows it, the toast in #toasts.
     bot = Bot.objects.with_figures().get(pk=bot.pk)
-    html = render_to_string(services.BOT_CARD, {"bot": bot}, request=request)
+    html = render_to_string(services.BOT_CARD, {"bot": bot, "oob": True}, request=request)
     return HttpResponse(html + feedback)
 
 

@@ -22,6 +22,7 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from pydantic import ValidationError
 
 from bots import services as bot_services
@@ -51,6 +52,7 @@ from .orders import (
 logger = logging.getLogger(__name__)
 
 MARKET_STATUS_CACHE_KEY = "engine-market-status"
+PAUSED_HOLD_REASON = "Paused: only its stop-loss and take-profit are watched"
 REJECTIONS_CACHE_KEY = "engine-rejections-{bot_id}"
 GROUP_LOCK_KEY = "tradebots:engine:{timeframe}:{symbol}"
 GROUP_LOCK_SECONDS = 120  # longer than any evaluation; expires if a worker dies holding it
@@ -113,8 +115,8 @@ def run_tick(dispatch: Callable[[Batch], list[BotOutcome] | None]) -> TickReport
     )
     if not clock.is_open:
         return TickReport(market_open=False)
-    running = Bot.objects.filter(status=Bot.Status.RUNNING).only("symbol", "timeframe")
-    report = TickReport(market_open=True, batches=plan_batches(running))
+    evaluated = evaluated_bots(Bot.objects.all()).only("symbol", "timeframe")
+    report = TickReport(market_open=True, batches=plan_batches(evaluated))
     for batch in report.batches:
         report.outcomes.extend(dispatch(batch) or [])
     return report
@@ -169,8 +171,8 @@ def evaluate_batch(batch: Batch) -> list[BotOutcome]:
     try:
         outcomes = [
             _outcome(bot, "skipped", "Being evaluated by another worker")
-            for bot in Bot.objects.filter(
-                status=Bot.Status.RUNNING, timeframe=batch.timeframe, symbol__in=busy
+            for bot in evaluated_bots(
+                Bot.objects.filter(timeframe=batch.timeframe, symbol__in=busy)
             ).only("pk", "name", "symbol")
         ]
         if locks:
@@ -187,9 +189,7 @@ def evaluate_batch(batch: Batch) -> list[BotOutcome]:
 def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
     # Read under the locks: a bot paused, or a position opened, since the tick began counts.
     bots = list(
-        Bot.objects.filter(
-            status=Bot.Status.RUNNING, timeframe=batch.timeframe, symbol__in=batch.symbols
-        )
+        evaluated_bots(Bot.objects.filter(timeframe=batch.timeframe, symbol__in=batch.symbols))
     )
     if not bots:
         return []
@@ -293,6 +293,14 @@ class Decision:
     price: Decimal | None = None  # what the decision was made at
 
 
+def evaluated_bots(bots):
+    """Running bots trade on their signals. A paused bot that holds a position is evaluated too,
+    for its stop-loss and take-profit only: pausing stops new trades, not the protection a
+    trader set on what the bot already holds. Stopped bots are not evaluated."""
+    paused_holding = Q(status=Bot.Status.PAUSED, positions__is_open=True)
+    return bots.filter(Q(status=Bot.Status.RUNNING) | paused_holding).distinct()
+
+
 def _decide(
     bot: Bot, strategy: StrategyConfig, price: Decimal | None, position, waiting, market
 ) -> "Decision | BotOutcome":
@@ -313,10 +321,14 @@ def _decide(
         if position.take_profit_price is not None and price >= position.take_profit_price:
             return Decision(bot, Trade.Side.SELL, take_profit_reason(position.take_profit_price),
                             position=position, price=price)  # fmt: skip
+        if bot.status != Bot.Status.RUNNING:
+            return _outcome(bot, "hold", PAUSED_HOLD_REASON)
         signal = market.get(bot.symbol, strategy, holding=True)
         if signal.action == Action.SELL:
             return Decision(bot, Trade.Side.SELL, signal.reason, position=position, price=price)
         return _outcome(bot, "hold", signal.reason)
+    if bot.status != Bot.Status.RUNNING:  # flat again since the tick began
+        return _outcome(bot, "hold", PAUSED_HOLD_REASON)
     signal = market.get(bot.symbol, strategy, holding=False)
     if signal.action != Action.BUY:
         return _outcome(bot, "hold", signal.reason)
@@ -335,7 +347,11 @@ def _execute(decision: Decision, streaks: dict) -> BotOutcome:
     with request_priority(Priority.EXIT if exiting else Priority.ENTRY):
         try:
             if exiting:
-                trade = record_sell_intent(decision.position, decision.reason, require_running=True)
+                # A paused bot's stop-loss / take-profit sells while it is paused.
+                running = bot.status == Bot.Status.RUNNING
+                trade = record_sell_intent(
+                    decision.position, decision.reason, require_running=running
+                )
             else:
                 trade = record_buy_intent(
                     bot, decision.qty, decision.reason, symbol=bot.symbol,

@@ -104,6 +104,47 @@ def test_bots_that_are_not_running_are_skipped(status):
     assert not Trade.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("prices", "reason"),
+    [
+        ({"stop_loss_price": Decimal("100000.00")}, "Stop-loss triggered (price ≤ $100,000.00)"),
+        ({"take_profit_price": Decimal("1.50")}, "Take-profit triggered (price ≥ $1.50)"),
+    ],
+)
+def test_a_paused_bot_still_gets_out_at_its_stop_loss_or_take_profit(prices, reason):
+    bot = running_bot(strategy=ALWAYS_SELL)
+    hold_position(bot, **prices)
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.PAUSED)
+
+    tick()
+
+    sell = Trade.objects.get(side="sell")
+    assert (sell.reason, sell.status) == (reason, Trade.Status.FILLED)
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.PAUSED  # still paused: it only got out
+
+
+def test_a_paused_bot_makes_no_signal_trades():
+    """Its sell signal (ALWAYS_SELL) is ignored while paused; only the protection is watched."""
+    bot = running_bot(strategy=ALWAYS_SELL)
+    hold_position(bot)
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.PAUSED)
+
+    report = tick()
+
+    assert not Trade.objects.filter(side="sell").exists()
+    assert [(o.action, o.reason) for o in report.outcomes] == [("hold", engine.PAUSED_HOLD_REASON)]
+
+
+def test_a_stopped_bot_holding_a_position_is_not_evaluated():
+    bot = running_bot(strategy=ALWAYS_SELL)
+    hold_position(bot, stop_loss_price=Decimal("100000.00"))
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.STOPPED)
+
+    assert tick().outcomes == []
+    assert not Trade.objects.filter(side="sell").exists()
+
+
 def test_a_closed_market_means_no_orders(monkeypatch):
     now = datetime.now(UTC)
     closed = Clock(timestamp=now, is_open=False, next_open=now + timedelta(hours=12),
