@@ -13,7 +13,7 @@ from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bots.models import Bot
 from tradebots import live
@@ -181,7 +181,6 @@ def position_list(request):
     context = {
         "open_rows": rows,
         "open_positions": open_positions,
-        "emergency": emergency.emergency_counts(),
         "unmanaged": unmanaged,
         "unmanaged_ok": unmanaged_ok,
         "prices_ok": prices_ok,
@@ -241,9 +240,12 @@ def close_unmanaged(request, symbol):
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @trade_required
 def emergency_stop(request):
+    if request.method == "GET":  # the confirmation, with the counts as they are now
+        context = {"emergency": emergency.emergency_counts()}
+        return render(request, "trading/positions.html#kill-switch-confirmation", context)
     report = emergency.emergency_stop(request.user.get_username())
     text = f"Sold {len(report.closed)} position(s), paused {len(report.paused)} bot(s)."
     if report.failed:

@@ -73,6 +73,7 @@ def test_the_kill_switch_end_to_end(user, daphne_url, page, log_in, holding):
 
     page.click("button.kill-switch")
     dialog = page.locator("#emergency-stop")
+    page.wait_for_selector("#emergency-stop[open] #emergency-stop-title")
     assert "Sell all 2 open positions at market and pause all 2 running bots?" in (
         dialog.inner_text()
     )

@@ -201,7 +201,24 @@ def test_positions_page_has_a_sell_button_and_confirmation_per_row(user_client):
     assert "Sell all 5 shares of AAPL at market price? Bot 'Holder' will be paused." in html
     assert 'data-confirm-label="Sell &amp; Pause Bot"' in html
     assert 'id="sell-dialog"' in html
-    assert "Sell all 1 open position at market and pause all 1 running bot?" in html
+    assert 'hx-get="/trading/emergency-stop/"' in html  # the kill switch reads its counts on open
+
+
+def test_the_kill_switch_confirmation_counts_what_there_is_now(user_client):
+    holding_bot()
+    BotFactory(name="Idle", status=Bot.Status.RUNNING)
+
+    html = user_client.get("/trading/emergency-stop/").content.decode()
+
+    assert "Sell all 1 open position at market and pause all 2 running bots?" in html
+    assert "<html" not in html
+
+
+def test_the_kill_switch_says_when_there_is_nothing_to_do(user_client):
+    html = user_client.get("/trading/emergency-stop/").content.decode()
+
+    assert "Nothing to sell or pause: no open position and no running bot." in html
+    assert "Sell all &amp; pause all" not in html
 
 
 def test_an_unmanaged_holding_can_be_closed_without_touching_any_bot(user_client):

@@ -1,0 +1,98 @@
+"""What a trader trips on, in headless Chromium against a real daphne (issue 15): each test
+failed on the code before its fix."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from bots.models import Bot
+from bots.tests.factories import BotFactory
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_bot_button_says_what_happened_even_when_the_pushed_card_arrived_first(
+    transactional_db, user, buying_power, daphne_url, page, log_in, wait_until_watching
+):
+    buying_power("5000")
+    bot = BotFactory(name="Pushed first", status=Bot.Status.RUNNING)
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/bots/")
+    wait_until_watching(page, "bots")
+    card = f"#bot-{bot.pk}"
+
+    # Hold the answer back until the live push has replaced the card (and the clicked button).
+    def answer_after_the_push(route):
+        response = route.fetch()
+        page.wait_for_selector(f"{card} [data-testid=bot-status]:has-text('Paused')")
+        route.fulfill(response=response)
+
+    page.route("**/pause/", answer_after_the_push)
+    page.click(f"{card} button:has-text('Pause')")
+
+    toast = page.wait_for_selector(".toast")
+    assert toast.inner_text() == "Bot 'Pushed first' is paused."
+    assert page.locator(f"{card} button:has-text('Start')").is_visible()
+
+
+def _elsewhere(action):
+    """Another actor's change, from another thread (Playwright's event loop owns this one)."""
+
+    def run():
+        try:
+            action()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+def test_the_kill_switch_is_there_before_the_first_position_and_confirms_fresh_counts(
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in, wait_until_watching
+):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading.orders import place_order
+
+    buying_power("100000")
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/trading/positions/")
+    wait_until_watching(page, "open-positions")
+    bot = BotFactory(name="Late", symbol="AAPL", status=Bot.Status.RUNNING)
+    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    page.wait_for_selector("#open-positions .position-row")
+
+    page.click("button.kill-switch")
+    page.wait_for_selector("#emergency-stop[open] #emergency-stop-title")
+
+    assert page.inner_text("#emergency-stop-title") == (
+        "Sell all 1 open position at market and pause all 1 running bot?"
+    )
+    # Enter alone must not sell everything: the focus is on Cancel.
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"
+    page.keyboard.press("Enter")
+    assert not page.locator("#emergency-stop").evaluate("dialog => dialog.open")
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.RUNNING
+
+
+def test_the_sell_dialog_focuses_cancel(
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in
+):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading.models import Position
+    from trading.orders import place_order
+
+    buying_power("100000")
+    bot = BotFactory(name="Holder", symbol="AAPL", status=Bot.Status.RUNNING)
+    log_in(page, daphne_url, user)
+    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    page.goto(f"{daphne_url}/trading/positions/")
+
+    page.click(".position-row button:has-text('SELL')")
+
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"
+    page.keyboard.press("Enter")
+    assert Position.objects.filter(bot=bot, is_open=True).exists()
