@@ -1,7 +1,9 @@
-// Small behaviours htmx does not cover: the live-connection badge and self-dismissing toasts.
+// Small behaviours htmx does not cover: the live-connection badge, the "connection lost" notice,
+// self-dismissing toasts, and a toast when a request gets no usable answer.
 (function () {
   "use strict";
   var TOAST_MS = 6000;
+  var wasOnline = false;
 
   function setLive(online) {
     var badge = document.getElementById("live-indicator");
@@ -9,13 +11,30 @@
     badge.textContent = online ? "Live" : "Offline";
     badge.classList.toggle("live-online", online);
     badge.classList.toggle("live-offline", !online);
+    // Only a page that was live can have gone stale; one still connecting has fresh figures.
+    if (online) wasOnline = true;
+    var lost = !online && wasOnline;
+    document.body.classList.toggle("live-lost", lost);
+    var notice = document.getElementById("live-lost");
+    if (notice) notice.hidden = !lost;
   }
 
   function scheduleToastRemoval() {
-    document.querySelectorAll("#toasts .toast:not([data-timed])").forEach(function (toast) {
+    document.querySelectorAll("#toasts .toast:not([data-timed]):not([data-sticky])").forEach(function (toast) {
       toast.setAttribute("data-timed", "");
       setTimeout(function () { toast.remove(); }, TOAST_MS);
     });
+  }
+
+  function errorToast(text) {
+    var toasts = document.getElementById("toasts");
+    if (!toasts) return;
+    var toast = document.createElement("div");
+    toast.className = "toast toast-error";
+    toast.setAttribute("role", "alert");
+    toast.textContent = text;
+    toasts.appendChild(toast);
+    scheduleToastRemoval();
   }
 
   document.addEventListener("htmx:wsOpen", function () { setLive(true); });
@@ -24,6 +43,12 @@
   document.addEventListener("htmx:afterSettle", scheduleToastRemoval);
   document.addEventListener("htmx:oobAfterSwap", scheduleToastRemoval);
   document.addEventListener("htmx:wsAfterMessage", scheduleToastRemoval);
+  document.addEventListener("htmx:sendError", function () {
+    errorToast("The server could not be reached: nothing was done. Try again when the page is live.");
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    errorToast("The server answered with an error (HTTP " + event.detail.xhr.status + "): nothing was shown. Try again, or reload the page.");
+  });
 })();
 
 // Confirmation dialogs: a button with data-opens-dialog="ID" opens <dialog id="ID"> as a modal

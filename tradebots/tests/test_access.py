@@ -142,3 +142,13 @@ def test_admin_link_only_for_staff(user_client, user):
     user.save()
 
     assert ">Admin<" in user_client.get("/").content.decode()
+
+
+def test_a_logged_in_404_is_a_page_of_ours(user_client):
+    response = user_client.get("/bots/no-such-bot/")
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "<title>Not found · TradeBots</title>" in html
+    assert "There is no page at <code>/bots/no-such-bot/</code>" in html
+    assert '<nav class="nav" aria-label="Main">' in html

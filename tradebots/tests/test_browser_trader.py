@@ -96,3 +96,49 @@ def test_the_sell_dialog_focuses_cancel(
     assert page.evaluate("document.activeElement.textContent") == "Cancel"
     page.keyboard.press("Enter")
     assert Position.objects.filter(bot=bot, is_open=True).exists()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_positions_actions_fit_on_a_laptop_and_a_phone(
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in, width
+):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading.models import Position
+    from trading.orders import place_order
+
+    buying_power("100000")
+    bot = BotFactory(
+        name="A bot with a rather long descriptive name", symbol="AAPL", status=Bot.Status.RUNNING
+    )
+    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "Majority vote buy signal"))
+    Position.objects.filter(bot=bot).update(
+        stop_loss_price=Decimal("1234.56"), take_profit_price=Decimal("2345.67")
+    )
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/trading/positions/")
+
+    sell = page.locator(".position-row button:has-text('SELL')")
+    box = sell.bounding_box()
+    scroller = page.locator(".table-scroll").first.bounding_box()
+    assert sell.evaluate("button => button.scrollWidth <= button.clientWidth")
+    assert (
+        box["x"] >= scroller["x"] and box["x"] + box["width"] <= scroller["x"] + scroller["width"]
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_a_page_whose_server_went_away_says_so_and_so_does_a_click(
+    transactional_db, user, daphne_url, page, log_in, start_daphne
+):
+    with start_daphne() as own_server:
+        log_in(page, own_server, user)
+        page.wait_for_selector("#live-indicator.live-online")
+        assert page.locator("#live-lost").is_hidden()
+    # The server is gone (its process ended with the block).
+
+    page.wait_for_selector("#live-lost", state="visible")
+    assert "The connection to the server is lost" in page.inner_text("#live-lost")
+    page.click("#sync-panel button:has-text('Check Sync')")
+    toast = page.wait_for_selector(".toast-error")
+    assert toast.inner_text().startswith("The server could not be reached: nothing was done.")
