@@ -255,6 +255,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 ENGINE_TICK_SECONDS = env_int("ENGINE_TICK_SECONDS", 60)
+# Open positions are valued at the broker's latest prices and pushed to the Positions pages this
+# often (one broker call; at least once per engine tick).
+POSITION_VALUES_SECONDS = env_int("POSITION_VALUES_SECONDS", 15)
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 15)
 # Reconciliation runs older than this are deleted after each scheduled run.
 RECONCILE_KEEP_DAYS = env_int("RECONCILE_KEEP_DAYS", 90)
@@ -286,6 +289,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trading.tasks.engine_tick",
         "schedule": ENGINE_TICK_SECONDS,
         "options": {"expires": ENGINE_TICK_SECONDS},
+    },
+    "push-position-values": {
+        "task": "trading.tasks.push_position_values",
+        "schedule": POSITION_VALUES_SECONDS,
+        "options": {"expires": POSITION_VALUES_SECONDS},
     },
     "sync-open-orders": {
         "task": "trading.tasks.sync_open_orders",

@@ -12,17 +12,32 @@ raised into the order path: the books are already saved and the next page load s
   a row of ``open-positions`` (every open position is on that table, so one the page lacks is
   inserted on top); a closed one is removed from it and becomes a row of ``closed-positions``.
   Pushed open rows carry no live price (that needs a broker call, which does not belong in the
-  order path): their Price and Unrealized P&L cells show "—" until the page is reloaded.
+  order path): they show the last prices ``push_position_values`` read, and every
+  POSITION_VALUES_SECONDS that task pushes fresh prices and the totals.
 """
+
+import logging
 
 from django.template.loader import render_to_string
 
 from tradebots import live
+from tradebots.broker import BrokerError, get_broker
 
 from .models import Position, Trade
+from .positions import (
+    OpenBook,
+    OpenPositionRow,
+    open_book,
+    open_symbols,
+    remember_prices,
+    remembered_prices,
+)
+
+logger = logging.getLogger(__name__)
 
 TRADE_ROW = "trading/trades.html#trade-row"
 POSITION_ROW = "trading/positions.html#position-row"
+POSITIONS_SUMMARY = "trading/positions.html#positions-summary"
 CLOSED_POSITION_ROW = "trading/positions.html#closed-position-row"
 
 
@@ -44,16 +59,24 @@ def trade_row(trade: Trade, created: bool) -> live.Row:
     )
 
 
-def position_rows(position: Position, closing: bool = False) -> list[live.Row]:
+def position_rows(row: OpenPositionRow) -> list[live.Row]:
+    """An open position as a row of ``open-positions``; a closed one leaves it and becomes a row
+    of ``closed-positions``."""
+    position = row.position
     if position.is_open:
+        context = {
+            "position": position,
+            "price": row.price,
+            "pnl": row.unrealized_pnl,
+            "pnl_pct": row.unrealized_pct,
+            "closing": row.closing,
+            "pushed": True,
+        }
         return [
             live.table_row(
                 "open-positions",
                 position.pk,
-                lambda oob=False: render_to_string(
-                    POSITION_ROW,
-                    {"position": position, "oob": oob, "pushed": True, "closing": closing},
-                ),
+                lambda oob=False: render_to_string(POSITION_ROW, {**context, "oob": oob}),
                 tbody="open-positions",
                 insert=True,
             )
@@ -72,23 +95,56 @@ def position_rows(position: Position, closing: bool = False) -> list[live.Row]:
     ]
 
 
+def summary(book: OpenBook) -> live.Fragment:
+    html = render_to_string(POSITIONS_SUMMARY, {"book": book, "oob": True})
+    return live.Fragment("open-positions", html)
+
+
 def render_trades(items: dict) -> list[live.Row]:
     """Each trade as it is now, in push order (inserts land on top, newest last)."""
     trades = Trade.objects.select_related("bot").in_bulk(list(items))
     return [trade_row(trades[pk], flags["created"]) for pk, flags in items.items() if pk in trades]
 
 
-def render_positions(items: dict) -> list[live.Row]:
-    """Each position as it is now; an open one being sold says "closing…" (as the page does)."""
-    positions = Position.objects.select_related("bot").in_bulk(list(items))
-    closing = set(
-        Trade.objects.filter(
-            position__in=list(positions), side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
-        ).values_list("position_id", flat=True)
+def render_positions(items: dict) -> list[live.Push]:
+    """Each position as it is now, valued at the last prices read from the broker (the order
+    path never calls it), and the totals over every open position."""
+    book = open_book(remembered_prices())
+    open_rows = {row.position.pk: row for row in book.rows}
+    closed = Position.objects.select_related("bot").in_bulk(
+        [pk for pk in items if pk not in open_rows]
     )
-    return [
-        row
-        for pk in items
-        if pk in positions
-        for row in position_rows(positions[pk], pk in closing)
-    ]
+    pushes: list[live.Push] = []
+    for pk in items:
+        row = open_rows.get(pk) or (OpenPositionRow(closed[pk]) if pk in closed else None)
+        if row is not None:
+            pushes += position_rows(row)
+    return [*pushes, summary(book)]
+
+
+def push_position_values() -> int:
+    """Every open position valued at the broker's latest prices (one call), pushed to the
+    Positions pages with the totals (beat, every POSITION_VALUES_SECONDS). Rows are replaced
+    where shown, never inserted: a new position arrives through the order path."""
+    symbols = open_symbols()
+    if not symbols:
+        return 0
+    try:
+        prices = get_broker().get_latest_prices(symbols)
+    except BrokerError as error:
+        logger.warning("Position values not pushed: prices unavailable (%s)", error)
+        return 0
+    remember_prices(prices)
+    book = open_book(prices)
+
+    def pushes():
+        replaced = [
+            live.Row(row.table, row.pk, replace=row.replace)
+            for open_row in book.rows
+            for row in position_rows(open_row)
+        ]
+        return [*replaced, summary(book)]
+
+    with live.coalesced():
+        live.push("position-values", pushes)
+    return len(book.rows)

@@ -12,6 +12,8 @@ is unmanaged: that is a discrepancy for reconciliation, not a position to close.
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F, Sum
 
 from tradebots.broker import BrokerPosition, get_broker
@@ -43,6 +45,71 @@ class OpenPositionRow:
         if self.price is None or not self.position.avg_entry_price:
             return None
         return (self.price / self.position.avg_entry_price - 1) * 100
+
+
+LATEST_PRICES_CACHE_KEY = "trading:latest-prices"
+
+
+@dataclass(frozen=True)
+class OpenBook:
+    """Every open position of ours valued at the prices given, and the Positions page's totals
+    (over all of them, whichever page of rows is shown)."""
+
+    rows: list[OpenPositionRow]
+    realized_pnl: Decimal | None  # over all closed positions
+
+    @property
+    def priced(self) -> list[OpenPositionRow]:
+        return [row for row in self.rows if row.price is not None]
+
+    @property
+    def unpriced_count(self) -> int:
+        return len(self.rows) - len(self.priced)
+
+    @property
+    def market_value(self) -> Decimal | None:
+        priced = self.priced
+        return sum((row.market_value for row in priced), Decimal(0)) if priced else None
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        priced = self.priced
+        return sum((row.unrealized_pnl for row in priced), Decimal(0)) if priced else None
+
+
+def open_symbols() -> list[str]:
+    return sorted(set(Position.objects.filter(is_open=True).values_list("symbol", flat=True)))
+
+
+def open_book(prices: dict[str, Decimal]) -> OpenBook:
+    """Three queries however many positions: the positions, the ones being sold, the realized
+    total."""
+    positions = list(
+        Position.objects.filter(is_open=True).select_related("bot").order_by("-opened_at", "-id")
+    )
+    closing = set(
+        Trade.objects.filter(
+            position__in=positions, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
+        ).values_list("position_id", flat=True)
+    )
+    realized = Position.objects.filter(is_open=False).aggregate(total=Sum("realized_pnl"))
+    rows = [
+        OpenPositionRow(position, prices.get(position.symbol), position.pk in closing)
+        for position in positions
+    ]
+    return OpenBook(rows, realized["total"])
+
+
+def remember_prices(prices: dict[str, Decimal]) -> None:
+    """The latest prices read from the broker, for pushes that must not call it (the order
+    path): a pushed row shows the last known price instead of none."""
+    keep = max(3 * settings.POSITION_VALUES_SECONDS, 60)
+    cache.set(LATEST_PRICES_CACHE_KEY, {symbol: str(p) for symbol, p in prices.items()}, keep)
+
+
+def remembered_prices() -> dict[str, Decimal]:
+    stored = cache.get(LATEST_PRICES_CACHE_KEY) or {}
+    return {symbol: Decimal(price) for symbol, price in stored.items()}
 
 
 @dataclass(frozen=True)

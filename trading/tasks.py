@@ -9,7 +9,7 @@ from celery import shared_task
 from tradebots import live
 from tradebots.redis_client import redis_client
 
-from . import engine, orders
+from . import engine, live_updates, orders
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,12 @@ def engine_tick() -> dict:
     """Beat's tick: each batch of symbols becomes a task, so more workers share the load."""
     report = engine.run_tick(dispatch=_enqueue)
     return {"market_open": report.market_open, "batches": len(report.batches)}
+
+
+@shared_task(soft_time_limit=20, time_limit=30)
+def push_position_values() -> int:
+    """Beat's valuation of the open positions for the Positions pages."""
+    return live_updates.push_position_values()
 
 
 def _enqueue(batch: engine.Batch) -> None:

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
-from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
@@ -23,7 +22,7 @@ from tradebots.permissions import trade_required
 
 from . import emergency
 from .models import Position, Trade
-from .positions import OpenPositionRow, unmanaged_positions
+from .positions import open_book, open_symbols, remember_prices, unmanaged_positions
 
 logger = logging.getLogger(__name__)
 
@@ -154,20 +153,10 @@ def _latest_prices(symbols: list[str]) -> tuple[dict[str, Decimal], bool]:
 
 @require_GET
 def position_list(request):
-    open_positions = list(
-        Position.objects.filter(is_open=True).select_related("bot").order_by("-opened_at", "-id")
-    )
-    prices, prices_ok = _latest_prices(sorted({position.symbol for position in open_positions}))
-    closing = set(
-        Trade.objects.filter(
-            position__in=open_positions, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
-        ).values_list("position_id", flat=True)
-    )
-    rows = [
-        OpenPositionRow(position, prices.get(position.symbol), position.pk in closing)
-        for position in open_positions
-    ]
-    priced = [row for row in rows if row.price is not None]
+    prices, prices_ok = _latest_prices(open_symbols())
+    if prices:
+        remember_prices(prices)
+    book = open_book(prices)
 
     closed = Position.objects.filter(is_open=False).select_related("bot")
     closed_choice = _choose_page(
@@ -179,17 +168,11 @@ def position_list(request):
         logger.warning("Broker positions unavailable", exc_info=True)
         unmanaged, unmanaged_ok = [], False
     context = {
-        "open_rows": rows,
-        "open_positions": open_positions,
+        "book": book,
+        "open_positions": [row.position for row in book.rows],
         "unmanaged": unmanaged,
         "unmanaged_ok": unmanaged_ok,
         "prices_ok": prices_ok,
-        "unpriced_count": len(rows) - len(priced),
-        "market_value": sum((row.market_value for row in priced), Decimal(0)) if priced else None,
-        "unrealized_pnl": (
-            sum((row.unrealized_pnl for row in priced), Decimal(0)) if priced else None
-        ),
-        "realized_pnl": closed.aggregate(total=Sum("realized_pnl"))["total"],
         "closed_choice": closed_choice,
         "closed_positions": closed_choice.objects,
         "live_insert": closed_choice.requested == 1,

@@ -142,3 +142,29 @@ def test_a_page_whose_server_went_away_says_so_and_so_does_a_click(
     page.click("#sync-panel button:has-text('Check Sync')")
     toast = page.wait_for_selector(".toast-error")
     assert toast.inner_text().startswith("The server could not be reached: nothing was done.")
+
+
+def test_the_positions_totals_and_prices_stay_current_without_a_reload(
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in, wait_until_watching
+):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading import live_updates
+    from trading.orders import place_order
+
+    buying_power("100000")
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/trading/positions/")
+    wait_until_watching(page, "open-positions")
+    assert "Open positions 0" in page.inner_text("#positions-summary")
+    bot = BotFactory(name="Arrives live", symbol="AAPL", status=Bot.Status.RUNNING)
+
+    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    page.wait_for_selector("#positions-summary :text('Open positions 1')")
+    _elsewhere(live_updates.push_position_values)  # beat does this every few seconds
+
+    page.wait_for_function(
+        "document.querySelector('.position-row [data-testid=position-price]')"
+        ".textContent.trim().startsWith('$')"
+    )
+    assert page.inner_text(".position-row [data-testid=unrealized-pnl]").startswith(("$", "-$"))
+    assert "Market value $" in page.inner_text("#positions-summary")

@@ -20,6 +20,7 @@ from tradebots.permissions import REFUSED_MESSAGE, TRADERS_GROUP, VIEWERS_GROUP,
 from trading import live_updates
 from trading import views as trading_views
 from trading.models import Trade
+from trading.positions import OpenPositionRow
 from trading.tests.factories import PositionFactory
 
 # Pages that only show things: everything else under these apps must require the trade role.
@@ -196,7 +197,7 @@ def test_pushed_fragments_carry_their_actions_for_viewers_pages_to_hide(books):
     bot, position = books
 
     card = render_to_string("bots/list.html#bot-card", {"bot": bot, "oob": True})
-    row = live_updates.position_rows(position)[0].replace
+    row = live_updates.position_rows(OpenPositionRow(position))[0].replace
 
     assert 'class="actions trade-only"' in card and reverse("bots:pause", args=[bot.pk]) in card
     assert "trade-only" in row and "data-confirm-sell" in row

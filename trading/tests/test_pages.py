@@ -19,6 +19,7 @@ from tradebots.money import format_money
 from tradebots.tests.live_pages import declarations
 from trading import live_updates
 from trading.models import Position, Trade
+from trading.positions import OpenPositionRow
 from trading.tests.factories import PositionFactory, TradeFactory
 
 TRADES = reverse("trading:trades")
@@ -530,7 +531,7 @@ def test_a_changed_trade_replaces_its_row_and_is_never_inserted():
 def test_an_open_position_is_a_row_of_the_open_table_that_any_page_lacking_it_inserts():
     position = PositionFactory()
 
-    (row,) = live_updates.position_rows(position)
+    (row,) = live_updates.position_rows(OpenPositionRow(position))
 
     assert row.table == "open-positions"
     assert row.replace.startswith(
@@ -541,7 +542,7 @@ def test_an_open_position_is_a_row_of_the_open_table_that_any_page_lacking_it_in
     )
     assert ":has(" not in row.insert
     for html in (row.replace, row.insert):
-        assert 'title="The live price shows when the page is reloaded">—<' in html
+        assert 'title="No price yet: the next valuation brings it">—<' in html
 
 
 @pytest.mark.django_db
@@ -549,16 +550,17 @@ def test_a_position_being_sold_is_pushed_as_closing():
     position = PositionFactory()
     TradeFactory(position=position, side="sell", status=Trade.Status.ACCEPTED)
 
-    (row,) = live_updates.render_positions({position.pk: {}})
+    row, summary = live_updates.render_positions({position.pk: {}})
 
     assert 'data-testid="closing">closing…<' in row.replace
+    assert summary.group == "open-positions" and 'id="positions-summary"' in summary.html
 
 
 @pytest.mark.django_db
 def test_a_closed_position_leaves_the_open_table_and_joins_the_closed_one():
     position = PositionFactory(closed=True, realized_pnl=Decimal("-12.5"))
 
-    removed, closed = live_updates.position_rows(position)
+    removed, closed = live_updates.position_rows(OpenPositionRow(position))
 
     assert (removed.table, removed.pk) == ("open-positions", str(position.pk))
     assert removed.remove == f'<tr id="position-{position.pk}" hx-swap-oob="delete"></tr>'
@@ -581,6 +583,7 @@ def test_pushes_go_to_the_tables_that_show_them(monkeypatch):
     live_updates.trade_changed(TradeFactory(), created=True)
 
     assert [(group, message["type"]) for group, message in sent] == [
+        ("open-positions", "live.html"),  # the totals
         ("open-positions", "live.rows"),
         ("trades", "live.rows"),
     ]
@@ -607,3 +610,66 @@ def test_trade_changed_reaches_a_socket_whose_page_shows_the_newest_trades(
     assert message.startswith('<tbody hx-swap-oob="afterbegin:#trade-rows">')
     assert f'<tr id="trade-{trade.pk}"' in message
     assert "Take-profit triggered (price ≥ $170.00)" in message
+
+
+@pytest.mark.django_db
+def test_the_valuation_pushes_every_open_row_with_its_price_and_the_totals(monkeypatch, settings):
+    from django.core.cache import cache
+
+    from tradebots import live
+    from trading.positions import remembered_prices
+
+    cache.clear()
+    sent = []
+    monkeypatch.setattr(live, "_deliver", sent.extend)
+    apple = PositionFactory(symbol="AAPL", qty=Decimal("2"), avg_entry_price=Decimal("100"))
+    PositionFactory(symbol="MSFT", qty=Decimal("1"), avg_entry_price=Decimal("50"))
+    PositionFactory(closed=True, realized_pnl=Decimal("7.5"))
+    prices = {"AAPL": Decimal("110.00"), "MSFT": Decimal("40.00")}
+    monkeypatch.setattr(PaperBroker, "get_latest_prices", lambda self, symbols: prices)
+
+    assert live_updates.push_position_values() == 2
+
+    by_type = {(group, message["type"]): message for group, message in sent}
+    table = by_type[("open-positions", "live.rows")]
+    apple_row = next(row for row in table["rows"] if row["pk"] == str(apple.pk))
+    assert "$110.00" in apple_row["replace"] and "$20.00" in apple_row["replace"]  # P&L
+    assert all(row["insert"] == "" for row in table["rows"])  # never inserted from here
+    totals = by_type[("open-positions", "live.html")]["html"]
+    assert totals.startswith('<section id="positions-summary"')
+    assert "$260.00" in totals  # market value: 2 × 110 + 1 × 40
+    assert "$10.00" in totals  # unrealized: +20 − 10
+    assert "$7.50" in totals  # realized over closed positions
+    assert remembered_prices() == prices
+
+
+@pytest.mark.django_db
+def test_an_order_path_push_shows_the_last_known_price(monkeypatch):
+    from django.core.cache import cache
+
+    from trading.positions import remember_prices
+
+    cache.clear()
+    position = PositionFactory(symbol="AAPL", qty=Decimal("2"), avg_entry_price=Decimal("100"))
+    remember_prices({"AAPL": Decimal("105.00")})
+
+    row, _ = live_updates.render_positions({position.pk: {}})
+
+    assert "$105.00" in row.replace and "$10.00" in row.replace
+
+
+@pytest.mark.django_db
+def test_no_prices_no_push(monkeypatch):
+    from tradebots import live
+
+    sent = []
+    monkeypatch.setattr(live, "_deliver", sent.extend)
+    PositionFactory()
+
+    def unavailable(self, symbols):
+        raise BrokerUnavailable("timed out")
+
+    monkeypatch.setattr(PaperBroker, "get_latest_prices", unavailable)
+
+    assert live_updates.push_position_values() == 0
+    assert sent == []
