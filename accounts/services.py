@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 
-from bots.services import capital_figures
+from bots.services import CapitalSummary, capital_figures
 from tradebots import live
 from tradebots.broker import (
     BrokerError,
@@ -138,4 +138,18 @@ def push_account_summary() -> None:
     summary = account_summary(fresh=True)
     live.broadcast(
         live.DASHBOARD_GROUP, "accounts/dashboard.html#account-summary", {"account": summary}
+    )
+    # The Bots page's capital bar from the same reading, so the two pages agree.
+    capital = None
+    if summary.buying_power is not None:
+        capital = CapitalSummary(
+            summary.buying_power,
+            summary.allocated_capital,
+            summary.reserved_capital,
+            summary.deployed_capital,
+        )
+    live.broadcast(
+        "bots",
+        "bots/partials/capital_summary.html",
+        {"capital": capital, "capital_error": summary.error, "oob": True},
     )

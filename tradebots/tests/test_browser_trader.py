@@ -168,3 +168,22 @@ def test_the_positions_totals_and_prices_stay_current_without_a_reload(
     )
     assert page.inner_text(".position-row [data-testid=unrealized-pnl]").startswith(("$", "-$"))
     assert "Market value $" in page.inner_text("#positions-summary")
+
+
+def test_the_bots_capital_bar_follows_the_books_without_a_reload(
+    transactional_db, user, buying_power, daphne_url, page, log_in, wait_until_watching
+):
+    from bots import services
+
+    buying_power("10000")
+    BotFactory(name="First", capital=Decimal("1000"))
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/bots/")
+    wait_until_watching(page, "bots")
+    assert "Allocated to bots $1,000.00" in page.inner_text("#capital-summary")
+
+    second = {"name": "Second", "symbol": "MSFT", "capital": Decimal("2500"), "timeframe": "1Min"}
+    _elsewhere(lambda: services.create_bot(second, "someone else"))
+
+    page.wait_for_selector("#capital-summary :text('Allocated to bots $3,500.00')")
+    assert "Available $6,500.00" in page.inner_text("#capital-summary")
