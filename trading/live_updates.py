@@ -31,6 +31,7 @@ from .positions import (
     open_symbols,
     remember_prices,
     remembered_prices,
+    unmanaged_row_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,24 @@ def summary(book: OpenBook) -> live.Fragment:
 
 
 def render_trades(items: dict) -> list[live.Row]:
-    """Each trade as it is now, in push order (inserts land on top, newest last)."""
+    """Each trade as it is now, in push order (inserts land on top, newest last). A filled close
+    of an unmanaged holding also takes that holding's row off the Positions pages."""
     trades = Trade.objects.select_related("bot").in_bulk(list(items))
-    return [trade_row(trades[pk], flags["created"]) for pk, flags in items.items() if pk in trades]
+    rows = []
+    for pk, flags in items.items():
+        if pk not in trades:
+            continue
+        trade = trades[pk]
+        rows.append(trade_row(trade, flags["created"]))
+        if is_unmanaged_close(trade) and trade.status == Trade.Status.FILLED:
+            row_id = unmanaged_row_id(trade.symbol)
+            rows.append(live.removed_row("open-positions", row_id, row_id))
+    return rows
+
+
+def is_unmanaged_close(trade: Trade) -> bool:
+    """A sell (or, of a short, a buy back) of what no bot owns: no bot, no position of ours."""
+    return trade.bot_id is None and trade.position_id is None
 
 
 def render_positions(items: dict) -> list[live.Push]:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F, Sum
+from django.utils.text import slugify
 
 from tradebots.broker import BrokerPosition, get_broker
 from tradebots.money import to_cents
@@ -112,6 +113,11 @@ def remembered_prices() -> dict[str, Decimal]:
     return {symbol: Decimal(price) for symbol, price in stored.items()}
 
 
+def unmanaged_row_id(symbol: str) -> str:
+    """The Positions table's row (and live-update key) of what no bot owns of ``symbol``."""
+    return f"unmanaged-{slugify(symbol)}"
+
+
 @dataclass(frozen=True)
 class UnmanagedPosition:
     symbol: str
@@ -121,6 +127,10 @@ class UnmanagedPosition:
     current_price: Decimal | None
     market_value: Decimal | None
     unrealized_pl: Decimal | None
+
+    @property
+    def pk(self) -> str:
+        return unmanaged_row_id(self.symbol)
 
 
 def tracked_quantities() -> dict[str, Decimal]:

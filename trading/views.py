@@ -169,7 +169,8 @@ def position_list(request):
         unmanaged, unmanaged_ok = [], False
     context = {
         "book": book,
-        "open_positions": [row.position for row in book.rows],
+        # The rows the page shows, for its live updates: ours and the unmanaged ones.
+        "open_positions": [row.position for row in book.rows] + unmanaged,
         "unmanaged": unmanaged,
         "unmanaged_ok": unmanaged_ok,
         "prices_ok": prices_ok,

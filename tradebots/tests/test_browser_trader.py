@@ -187,3 +187,26 @@ def test_the_bots_capital_bar_follows_the_books_without_a_reload(
 
     page.wait_for_selector("#capital-summary :text('Allocated to bots $3,500.00')")
     assert "Available $6,500.00" in page.inner_text("#capital-summary")
+
+
+def test_an_unmanaged_sell_takes_its_row_off_every_open_positions_page(
+    transactional_db, user, buying_power, daphne_url, page, log_in, wait_until_watching
+):
+    from tradebots.broker import OrderSide, get_broker
+
+    buying_power("100000")
+    get_broker().submit_market_order("AAPL", Decimal("3"), OrderSide.BUY, "placed-by-hand")
+    log_in(page, daphne_url, user)
+    watcher = page.context.new_page()
+    for tab in (page, watcher):
+        tab.goto(f"{daphne_url}/trading/positions/")
+        wait_until_watching(tab, "open-positions")
+    row = "#unmanaged-aapl"
+    assert watcher.is_visible(row)
+
+    page.click(f"{row} button:has-text('SELL')")
+    page.click("#sell-dialog button[type=submit]")
+
+    page.wait_for_selector(".toast-success")
+    for tab in (page, watcher):
+        tab.wait_for_selector(row, state="detached")
