@@ -128,4 +128,6 @@ def run_command(*args) -> tuple[str, int]:
         call_command("reconcile", *args, stdout=out)
     except CommandError as error:
         return out.getvalue(), error.returncode
+    except SystemExit as exit_:  # discrepancies: a report, exit code 1
+        return out.getvalue(), exit_.code
     return out.getvalue(), 0
