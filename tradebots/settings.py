@@ -209,7 +209,19 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def _running_apps_redis() -> str:
+    """The embedded Redis of a running ``make run`` (tradebots.run_with_redis publishes it), so
+    a management command from another shell reaches the app's Redis, not another one."""
+    try:
+        url, pid = (VAR_DIR / "embedded-redis").read_text().split()
+        os.kill(int(pid), 0)  # still running?
+    except (OSError, ValueError):
+        return ""
+    return url
+
+
+REDIS_URL = env_str("REDIS_URL") or _running_apps_redis() or "redis://127.0.0.1:6379/0"
 
 CACHES = {
     "default": {

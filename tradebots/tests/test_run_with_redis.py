@@ -46,3 +46,37 @@ def test_a_configured_redis_url_is_used_as_it_is():
 
     assert finished.returncode == 0
     assert finished.stdout.strip() == "redis://127.0.0.1:1/0"
+
+
+def test_a_command_from_another_shell_reaches_the_running_apps_redis(tmp_path):
+    """`make run` publishes its embedded Redis; `manage.py` elsewhere (no REDIS_URL) uses it,
+    and stops using it once that run has ended."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env["TRADEBOTS_VAR_DIR"] = str(tmp_path)
+    published = tmp_path / "embedded-redis"
+    settings_url = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tradebots.settings');"
+        "django.setup(); from django.conf import settings; print(settings.REDIS_URL)"
+    )
+    # The "app": waits until a second process has read the settings.
+    app = (
+        "import os, subprocess, sys; "
+        f"print(subprocess.run([sys.executable, '-c', {settings_url!r}], env={{k: v for k, v in "
+        "os.environ.items() if k != 'REDIS_URL'}, capture_output=True, text=True).stdout.strip());"
+        "print(os.environ['REDIS_URL'])"
+    )
+
+    running = subprocess.run(
+        [sys.executable, "-m", "tradebots.run_with_redis", sys.executable, "-c", app],
+        cwd=BASE_DIR, env={**env, "EMBEDDED_REDIS_URL_FILE": str(published)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    after = subprocess.run(
+        [sys.executable, "-c", settings_url], cwd=BASE_DIR, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+
+    seen_by_the_other_shell, apps_own = running.stdout.split()
+    assert seen_by_the_other_shell == apps_own, running.stderr
+    assert not published.exists()
+    assert after.stdout.strip() == "redis://127.0.0.1:6379/0"
