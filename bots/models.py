@@ -1,8 +1,11 @@
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings as django_settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
+from django.db.models import Exists, OuterRef
 from pydantic import ValidationError as SchemaError
 
 from .books import books
@@ -27,9 +30,11 @@ def _errors_by_field(errors: dict[str, list[str]]) -> dict[str, list[str]]:
 
 class BotQuerySet(models.QuerySet):
     def with_figures(self):
-        """Bots with their realized gains and open position loaded in constant queries (read
-        from the books, which belong to trading: see bots/books.py)."""
-        return books().with_figures(self)
+        """Bots with their realized gains, trade and win counts and open position loaded in
+        constant queries (read from the books, which belong to trading: see bots/books.py),
+        and whether each has ever run."""
+        started = BotStatusChange.objects.filter(bot=OuterRef("pk"), to_status=Bot.Status.RUNNING)
+        return books().with_figures(self).annotate(has_run=Exists(started))
 
 
 class Bot(models.Model):
@@ -55,6 +60,11 @@ class Bot(models.Model):
     take_profit_pct = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     # Fractional shares are bought only when this is on and the broker says the asset allows it.
     allow_fractional = models.BooleanField(default=False)
+    # What the engine decided for the bot on its last evaluation (buy, sell, hold, waiting,
+    # skipped, error), why, and when: its card says so, and when the next one comes.
+    last_action = models.CharField(max_length=16, blank=True)
+    last_reason = models.CharField(max_length=300, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -94,6 +104,37 @@ class Bot(models.Model):
         if positions is None:
             positions = list(self.positions.filter(is_open=True)[:1])
         return positions[0] if positions else None
+
+    @property
+    def is_new(self) -> bool:
+        """Stopped and never started: shown as "New", not "Stopped"."""
+        if self.status != Bot.Status.STOPPED:
+            return False
+        has_run = getattr(self, "has_run", None)
+        if has_run is None:
+            has_run = self.status_changes.filter(to_status=Bot.Status.RUNNING).exists()
+        return not has_run
+
+    @property
+    def status_label(self) -> str:
+        return "New" if self.is_new else self.get_status_display()
+
+    @property
+    def win_rate(self) -> Decimal | None:
+        """Share of closed positions (``with_figures``) that made money, in percent."""
+        closed = getattr(self, "closed_positions", 0)
+        if not closed:
+            return None
+        return Decimal(self.winning_positions * 100) / closed
+
+    @property
+    def next_evaluation(self):
+        """When the engine next looks at the bot (running, or paused holding a position): a
+        tick interval after its last evaluation; None when it is not evaluated or has not been
+        yet (the next tick)."""
+        if self.status not in (Bot.Status.RUNNING, Bot.Status.PAUSED) or not self.last_evaluated_at:
+            return None
+        return self.last_evaluated_at + timedelta(seconds=django_settings.ENGINE_TICK_SECONDS)
 
     @property
     def realized_gains(self) -> Decimal:

@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
+from django.utils import timezone
 from pydantic import ValidationError
 
 from bots import services as bot_services
@@ -176,7 +177,9 @@ def evaluate_batch(batch: Batch) -> list[BotOutcome]:
             ).only("pk", "name", "symbol")
         ]
         if locks:
-            outcomes.extend(_evaluate_locked_bots(Batch(batch.timeframe, tuple(locks))))
+            evaluated = _evaluate_locked_bots(Batch(batch.timeframe, tuple(locks)))
+            _remember_outcomes(evaluated)
+            outcomes.extend(evaluated)
     finally:
         for lock in locks.values():
             try:
@@ -184,6 +187,22 @@ def evaluate_batch(batch: Batch) -> list[BotOutcome]:
             except redis.exceptions.LockError:
                 logger.warning("An engine lock expired during the tick: evaluation ran too long")
     return outcomes
+
+
+def _remember_outcomes(outcomes: list[BotOutcome]) -> None:
+    """Each evaluated bot's decision, why and when, on the bot (one statement for the batch),
+    and its card pushed: the trader sees what the bot last thought and when it thinks next."""
+    if not outcomes:
+        return
+    now = timezone.now()
+    bots = [
+        Bot(pk=o.bot_id, last_action=o.action, last_reason=o.reason[:300], last_evaluated_at=now)
+        for o in outcomes
+    ]
+    Bot.objects.bulk_update(bots, ["last_action", "last_reason", "last_evaluated_at"])
+    with live.coalesced():
+        for bot in bots:
+            bot_services.broadcast_bot(bot)
 
 
 def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:

@@ -4,6 +4,7 @@ registry (bots/books.py), filled with this module when the trading app is ready.
 from decimal import Decimal
 
 from django.db.models import (
+    Count,
     DecimalField,
     F,
     OuterRef,
@@ -55,14 +56,25 @@ def with_invested(bots: QuerySet) -> QuerySet:
     )
 
 
+def _count(queryset: QuerySet) -> Coalesce:
+    """A per-bot count as a subquery (joins would multiply the realized-gains sum)."""
+    counted = queryset.filter(bot=OuterRef("pk")).order_by().values("bot")
+    return Coalesce(Subquery(counted.annotate(n=Count("pk")).values("n")), Value(0))
+
+
 def with_figures(bots: QuerySet) -> QuerySet:
-    """Bots with their realized gains and open position loaded in constant queries."""
+    """Bots with their realized gains, trade and win counts and open position loaded in
+    constant queries."""
+    closed = Position.objects.filter(is_open=False)
     return bots.annotate(
         realized_gains_total=Coalesce(
             Sum("positions__realized_pnl", filter=Q(positions__is_open=False)),
             Value(ZERO),
             output_field=_GAINS,
-        )
+        ),
+        filled_trades=_count(Trade.objects.filter(filled_qty__gt=0)),
+        closed_positions=_count(closed),
+        winning_positions=_count(closed.filter(realized_pnl__gt=0)),
     ).prefetch_related(
         Prefetch(
             "positions",

@@ -36,7 +36,7 @@ def test_create_start_and_pause_a_bot(
     page.wait_for_selector("#live-indicator.live-online")
     bot = Bot.objects.get(name="Apple swing")
     card = f"#bot-{bot.pk}"
-    assert page.inner_text(f"{card} [data-testid=bot-status]") == "Stopped"
+    assert page.inner_text(f"{card} [data-testid=bot-status]") == "New"  # created, never started
     page.wait_for_selector("[data-bot-chart][data-chart-ready] canvas", state="attached")
 
     page.click(f"{card} button:has-text('Start')")

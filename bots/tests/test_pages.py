@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from bots.models import Bot
+from bots.models import Bot, BotStatusChange
 from bots.schema import StrategyConfig
 from bots.tests.conftest import bot_form_data
 from bots.tests.factories import BotFactory
@@ -345,3 +345,34 @@ def test_delete_of_an_exposed_bot_is_refused(user_client, exposure):
     assert "it cannot be deleted until it is flat" in html
     assert "deleted." not in html
     assert Bot.objects.filter(pk=bot.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_card_says_new_trades_win_rate_last_decision_and_next_evaluation(user_client, settings):
+    from datetime import UTC, datetime
+
+    settings.ENGINE_TICK_SECONDS = 60
+    fresh = BotFactory(name="Fresh")
+    busy = BotFactory(
+        name="Busy",
+        status=Bot.Status.RUNNING,
+        last_action="hold",
+        last_reason="No signal (RSI 48.20)",
+        last_evaluated_at=datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC),
+    )
+    for pnl in ("12.50", "-3.00", "4.00"):
+        PositionFactory(bot=busy, closed=True, realized_pnl=Decimal(pnl))
+    TradeFactory.create_batch(2, bot=busy)
+    BotStatusChange.objects.create(bot=busy, from_status="stopped", to_status="running")
+
+    html = user_client.get(reverse("bots:list")).content.decode()
+
+    fresh_card, busy_card = (
+        html[html.index(f'id="bot-{bot.pk}"') :].split("</article>")[0] for bot in (fresh, busy)
+    )
+    assert 'data-testid="bot-status" title="Never started yet">New<' in fresh_card
+    assert "Not evaluated yet" in fresh_card and "None: not running" in fresh_card
+    assert 'data-testid="trade-count">2<' in busy_card
+    assert '67% <span class="muted small">of 3</span>' in busy_card
+    assert "Hold</span> · No signal (RSI 48.20)" in busy_card
+    assert '<time datetime="2026-11-30T15:01:00+00:00">' in busy_card

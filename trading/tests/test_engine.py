@@ -349,3 +349,16 @@ def test_fractions_are_not_bought_where_the_asset_does_not_allow_them(monkeypatc
 
     trade = Trade.objects.get(bot=bot)
     assert trade.qty == trade.qty.to_integral_value() and trade.qty >= 1
+
+
+def test_each_evaluated_bot_remembers_its_decision_and_when():
+    buyer = running_bot(name="Buyer", strategy=ALWAYS_BUY, symbol="AAPL")
+    waiter = running_bot(name="Waiter", strategy=NEVER, symbol="KO")
+    stopped = BotFactory(status=Bot.Status.STOPPED, strategy=ALWAYS_BUY)
+
+    tick()
+
+    buyer.refresh_from_db(), waiter.refresh_from_db(), stopped.refresh_from_db()
+    assert (buyer.last_action, buyer.last_reason) == ("buy", "RSI buy signal")
+    assert waiter.last_action == "hold" and waiter.last_evaluated_at is not None
+    assert stopped.last_evaluated_at is None
