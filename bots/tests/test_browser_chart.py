@@ -111,3 +111,33 @@ def test_panes_fills_and_the_live_redraw_of_an_rsi_and_macd_bot(
     shift = redrawn["range"][0] - 100
     assert shift in (0, 1) and redrawn["range"][1] - redrawn["range"][0] == pytest.approx(30)
     assert errors == []
+
+
+def test_a_page_opened_without_a_chart_draws_it_when_the_engine_pushes_one(
+    transactional_db, user, daphne_url, page, log_in, wait_until_watching
+):
+    broken = {"indicators": {"rsi": {"enabled": True, "period": 0}}, "buy_rule": "rsi"}
+    bot = BotFactory(symbol="AAPL", status=Bot.Status.RUNNING, strategy=broken)
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/bots/{bot.pk}/")
+    wait_until_watching(page, f"bot.{bot.pk}")
+    page.wait_for_selector("#bot-chart-source:has-text('No chart: the strategy is invalid.')")
+    assert page.locator(CHART).is_hidden()
+
+    # Fixed elsewhere (the admin, the API); the engine's next tick brings the chart.
+    Bot.objects.filter(pk=bot.pk).update(strategy=RSI_AND_MACD)
+
+    def tick_as_engine():
+        engine.evaluate_batch(engine.Batch(bot.timeframe, (bot.symbol,)))
+        connection.close()
+
+    elsewhere = threading.Thread(target=tick_as_engine)
+    elsewhere.start()
+    elsewhere.join()
+
+    page.wait_for_selector(f'{CHART}[data-chart-draws="1"][data-chart-panes="3"]')
+    assert page.locator("#bot-chart-source .form-error").count() == 0
+    assert errors == []

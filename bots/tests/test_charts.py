@@ -175,7 +175,7 @@ def test_the_push_goes_to_watched_bots_only_and_uses_the_given_bars(db, monkeypa
 
     assert [group for group, _ in sent] == [live.bot_group(shown.pk)]
     html = sent[0][1]["html"]
-    assert html.startswith('<div id="bot-chart-source" hidden hx-swap-oob="true">')
+    assert html.startswith('<div id="bot-chart-source" hx-swap-oob="true">')
     assert '<script id="bot-chart-data" type="application/json">' in html
     filled = int(bars["AAPL"][4].timestamp.timestamp())
     assert f'"fills": [{{"time": {filled}, "side": "buy", "qty": "10", "price": "10.5"}}]' in html

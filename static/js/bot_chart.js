@@ -3,8 +3,9 @@
 // candles with the price-scale indicators in the first pane, one pane per oscillator below it.
 //
 // Markup:
-//   <div data-bot-chart data-chart-data="bot-chart-data"></div>
-//   <div id="bot-chart-source" hidden><script type="application/json" id="bot-chart-data">{...}</script></div>
+//   <div data-bot-chart data-chart-data="bot-chart-data" [hidden]></div>
+//   <div id="bot-chart-source"><script type="application/json" id="bot-chart-data">{...}</script></div>
+//   (without data: the source holds the server's error message and the chart stays hidden)
 //
 // Data (bots/charts.py; times are UNIX seconds UTC, numbers are decimal strings, parsed here):
 //   bars:     [{"time": 1732800000, "open": "189.12", "high": "190.01", "low": "188.50", "close": "189.90"}]
@@ -48,14 +49,13 @@
     return times.map(function (t) { return byTime[t]; });
   }
 
+  // The chart's data, or null while the page has none (the server shows why, e.g. the broker
+  // was down; the engine's next push brings it).
   function readData(el) {
     var id = el.getAttribute("data-chart-data");
     var source = id ? document.getElementById(id) : null;
-    if (!source) {
-      console.error("bot_chart: no data element #" + id);
-      return null;
-    }
     el._botChartSource = source;
+    if (!source) return null;
     try {
       return JSON.parse(source.textContent || "{}");
     } catch (err) {
@@ -259,6 +259,7 @@
     el.setAttribute("data-chart-ready", "");
     var data = readData(el);
     if (!data) return;
+    el.hidden = false;
     if (!toBars(data.bars).length) {
       if (el._botChart) {
         el._botChart.chart.remove();
