@@ -94,8 +94,9 @@ MAX_FILLS = 1000
 
 def fills(bot_ids: list, since: datetime) -> dict:
     """{bot id: [Fill, oldest first]}: the trades of these bots that filled, wholly or in part,
-    at or after ``since``, in one query. A partial fill has no ``filled_at`` (the broker sets it
-    when the order is complete), so its last update stands in for it."""
+    at or after ``since``, in one query (the newest MAX_FILLS of them). A partial fill has no
+    ``filled_at`` (the broker sets it when the order is complete), so its last update stands in
+    for it."""
     filled_at = Coalesce("filled_at", "updated_at")
     found: dict = {}
     trades = (

@@ -133,6 +133,10 @@ def test_the_page_chart_reads_the_bots_fills_through_the_books(db):
         filled_at=bars[-1].timestamp,
     )
     TradeFactory(bot=bot, status=Trade.Status.ACCEPTED)  # not filled: not marked
+    # Filling as we speak: no filled_at yet (the broker sets it when complete), so on the bar of
+    # its last update.
+    TradeFactory(bot=bot, status=Trade.Status.PARTIALLY_FILLED, qty=Decimal("5"),
+                 filled_qty=Decimal("2"), price=Decimal("103"), filled_at=None)  # fmt: skip
     TradeFactory(qty=Decimal("7"), filled_at=bars[-1].timestamp)  # another bot's
 
     chart = charts.price_chart(bot, RSI_AND_MACD)["chart"]
@@ -140,6 +144,7 @@ def test_the_page_chart_reads_the_bots_fills_through_the_books(db):
     assert chart["fills"] == [
         {"time": int(bars[-2].timestamp.timestamp()), "side": "buy", "qty": "3", "price": "101.5"},
         {"time": int(bars[-1].timestamp.timestamp()), "side": "sell", "qty": "1", "price": "102"},
+        {"time": int(bars[-1].timestamp.timestamp()), "side": "buy", "qty": "2", "price": "103"},
     ]
     assert [pane["key"] for pane in chart["panes"]] == ["rsi", "macd"]
 
