@@ -140,10 +140,44 @@ class MarkerOut(Schema):
     text: str
 
 
+class PaneSeriesOut(Schema):
+    name: str
+    kind: Literal["line", "histogram"]
+    color: str
+    points: list[PointOut]
+
+
+class LevelOut(Schema):
+    name: str
+    value: Money = Field(description="A horizontal line: an oversold or overbought level, zero.")
+
+
+class PaneOut(Schema):
+    key: Literal["rsi", "macd", "stochastic"]
+    name: str
+    series: list[PaneSeriesOut]
+    levels: list[LevelOut]
+
+
+class FillOut(Schema):
+    time: int = Field(description="The bar the fill happened in (Unix seconds of its start).")
+    side: Literal["buy", "sell"]
+    qty: Money
+    price: Money = Field(description="Average fill price.")
+
+
 class ChartOut(Schema):
     bars: list[BarOut]
-    overlays: list[OverlayOut]
-    markers: list[MarkerOut] = Field(description="Where the buy and sell rules fired.")
+    overlays: list[OverlayOut] = Field(description="Indicator lines on the price scale.")
+    panes: list[PaneOut] = Field(
+        description="One pane under the price chart per enabled oscillator (RSI, MACD, "
+        "Stochastic), with the levels its rule compares with."
+    )
+    markers: list[MarkerOut] = Field(
+        description="Where the buy or the sell rule began to fire: the first bar of each run "
+        "of bars where it holds."
+    )
+    fills: list[FillOut] = Field(description="The bot's buys and sells on these bars.")
 
 
 def _settings(document: dict) -> BotSettings:
@@ -275,7 +309,8 @@ def bot_status_changes(request, bot_id: UUID):
 
 @router.get("/bots/{uuid:bot_id}/chart", response=responses({200: ChartOut}, 404, 409, 503))
 def bot_chart(request, bot_id: UUID):
-    """The bot page's chart: recent bars, the enabled indicators over them, and the signals.
+    """The bot page's chart: recent bars, the enabled indicators over them and in panes below
+    them, where the rules began to fire, and the bot's fills.
     409 while the stored strategy is invalid (see the bot's strategy_problems)."""
     bot = get_object_or_404(Bot, pk=bot_id)
     strategy, problems = _checked_strategy(bot)

@@ -5,10 +5,23 @@ bot's open position, realized gains, invested amount and open orders. trading fi
 registry with its selectors when its app is ready (trading/apps.py); bots asks ``books()``.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
+
+
+@dataclass(frozen=True)
+class Fill:
+    """What a bot bought or sold in one order: the quantity filled so far at its average price."""
+
+    side: str  # "buy" or "sell"
+    qty: Decimal
+    price: Decimal
+    filled_at: datetime
 
 
 class Books(Protocol):
@@ -22,6 +35,10 @@ class Books(Protocol):
 
     def open_holdings(self, bot_ids: list) -> tuple[dict, dict]:
         """({bot id: open position}, {bot id: [open trades, oldest first]}) of these bots."""
+
+    def fills(self, bot_ids: list, since: datetime) -> dict[object, list[Fill]]:
+        """{bot id: [its fills at or after ``since``, oldest first]} of these bots (the bot
+        page's chart marks them), in one query."""
 
 
 _books: Books | None = None

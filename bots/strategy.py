@@ -1,5 +1,5 @@
 """What a bot's strategy says on a series of bars: indicator values, buy / sell / hold, the
-chart's overlays and markers, and the stop-loss / take-profit prices.
+chart's overlays, oscillator panes and signal markers, and the stop-loss / take-profit prices.
 
 Pure functions over a validated StrategyConfig (bots/schema.py) and plain values: no database,
 no broker. Indicator maths comes from the `ta` library; prices travel as Decimal and are
@@ -185,6 +185,12 @@ PRICE_OVERLAYS: dict[str, tuple[str, ...]] = {
     "sma_cross": ("fast", "slow"),
     "ema_cross": ("fast", "slow"),
 }
+# Oscillators on a scale of their own, each drawn in a pane under the price chart.
+OSCILLATOR_PANES: dict[str, tuple[str, ...]] = {
+    "rsi": ("rsi",),
+    "macd": ("macd", "signal", "diff"),
+    "stochastic": ("k", "d"),
+}
 
 
 def _prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
@@ -263,41 +269,54 @@ def evaluate(strategy: StrategyConfig, bars: Sequence[BarLike], holding: bool) -
     return Signal(action, fired=fired, reason=_rule_reason(rule, action), values=values)
 
 
+def _first_of_runs(fires: Sequence[bool]) -> list[bool]:
+    """True on the first bar of each run of consecutive bars where the rule fires."""
+    return [fired and (index == 0 or not fires[index - 1]) for index, fired in enumerate(fires)]
+
+
 def indicator_series(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[str, Any]:
     """What a price chart draws over the bars:
 
     {"overlays": {"bollinger": {"upper": [(timestamp, Decimal), ...], "middle": ..., "lower": ...},
                   "sma_cross": {"fast": [...], "slow": [...]}, "ema_cross": {...}},
+     "panes": {"rsi": {"rsi": [...]}, "macd": {"macd": [...], "signal": [...], "diff": [...]},
+               "stochastic": {"k": [...], "d": [...]}},
      "markers": [(timestamp, Action.BUY, "RSI buy signal"), ...]}
 
     Only enabled indicators appear; bars where a line has no value yet are left out of it. A
-    marker is put wherever the buy or the sell rule fires, whatever the bot held at the time.
+    marker is put on the first bar of each run of bars where the buy or the sell rule fires,
+    whatever the bot held at the time: a rule that holds for ten bars in a row is one signal,
+    not ten.
     """
     computed = _compute_all(strategy, bars)
     timestamps = [bar.timestamp for bar in bars]
-    overlays = {
-        key: {
-            name: [
-                (timestamp, decimal)
-                for timestamp, value in zip(timestamps, computed[key].lines[name], strict=True)
-                if (decimal := _to_decimal(value)) is not None
-            ]
-            for name in PRICE_OVERLAYS[key]
+
+    def lines(groups: Mapping[str, tuple[str, ...]]) -> dict:
+        return {
+            key: {
+                name: [
+                    (timestamp, decimal)
+                    for timestamp, value in zip(timestamps, computed[key].lines[name], strict=True)
+                    if (decimal := _to_decimal(value)) is not None
+                ]
+                for name in groups[key]
+            }
+            for key in computed
+            if key in groups
         }
-        for key in computed
-        if key in PRICE_OVERLAYS
-    }
-    fires = {
-        action: _rule_fires(rule, _votes(computed, action), len(bars)).tolist()
-        for action, rule in ((Action.BUY, strategy.buy_rule), (Action.SELL, strategy.sell_rule))
+
+    rules = ((Action.BUY, strategy.buy_rule), (Action.SELL, strategy.sell_rule))
+    starts = {
+        action: _first_of_runs(_rule_fires(rule, _votes(computed, action), len(bars)).tolist())
+        for action, rule in rules
     }
     markers = [
         (timestamp, action, _rule_reason(rule, action))
         for index, timestamp in enumerate(timestamps)
-        for action, rule in ((Action.BUY, strategy.buy_rule), (Action.SELL, strategy.sell_rule))
-        if fires[action][index]
+        for action, rule in rules
+        if starts[action][index]
     ]
-    return {"overlays": overlays, "markers": markers}
+    return {"overlays": lines(PRICE_OVERLAYS), "panes": lines(OSCILLATOR_PANES), "markers": markers}
 
 
 # --- Stop-loss / take-profit ------------------------------------------------------------------

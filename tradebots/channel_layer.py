@@ -13,3 +13,19 @@ class BoundedRedisChannelLayer(RedisChannelLayer):
     def create_pool(self, index):
         host = dict(self.hosts[index])
         return BlockingConnectionPool.from_url(host.pop("address"), **host)
+
+    async def groups_with_members(self, groups: list[str]) -> set[str]:
+        """Which of ``groups`` some channel has joined: one pipelined ZCARD per shard of the
+        group sets ``group_add`` keeps (an expired member counts until ``group_send`` or
+        ``group_expiry`` clears it, which only costs a render nobody sees)."""
+        by_shard: dict[int, list[str]] = {}
+        for group in groups:
+            by_shard.setdefault(self.consistent_hash(group), []).append(group)
+        found = set()
+        for shard, names in by_shard.items():
+            pipe = self.connection(shard).pipeline(transaction=False)
+            for name in names:
+                pipe.zcard(self._group_key(name))
+            sizes = await pipe.execute()
+            found.update(name for name, size in zip(names, sizes, strict=True) if size)
+        return found

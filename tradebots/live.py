@@ -24,6 +24,9 @@ Coalescing: inside ``with coalesced():`` (an engine batch, an order sync, a web 
 pushes are collected instead of sent. Each push, named by its key, keeps only its latest version
 and is rendered when the block ends; then each group gets at most one message per kind of
 element (see ``message_kind``) and each table one message of rows.
+
+A render that costs real work per group (a bot's chart: indicator maths on every engine tick)
+asks ``watched_groups`` first and renders only for groups an open page has joined.
 """
 
 import asyncio
@@ -223,6 +226,21 @@ async def _group_send_all(messages) -> list[BaseException | None]:
         return_exceptions=True,
     )
     return [result if isinstance(result, BaseException) else None for result in results]
+
+
+def watched_groups(groups: Iterable[str]) -> set[str]:
+    """Which of ``groups`` an open page's socket has joined, so that a render costly enough to
+    matter (a bot's chart, each engine tick) is made only for pages that show it. A layer that
+    cannot tell (not the Redis one) or fails to answer counts every group as watched."""
+    groups = list(groups)
+    layer = get_channel_layer()
+    if not groups or not hasattr(layer, "groups_with_members"):
+        return set(groups)
+    try:
+        return async_to_sync(layer.groups_with_members)(groups)
+    except Exception:
+        logger.exception("Could not tell which pages are open; rendering for all")
+        return set(groups)
 
 
 def send_html(group: str, html: str) -> None:

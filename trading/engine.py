@@ -5,9 +5,10 @@ batches of up to ENGINE_BATCH_SYMBOLS symbols to workers. A batch makes one mark
 all its symbols (bars) and one for their latest prices, evaluates each distinct strategy once per
 symbol, then lets each bot decide: a bot with an open order waits for it (its exposure is its
 position plus its open orders); otherwise stop-loss / take-profit first, then its sell rule when
-holding, its buy rule when flat. Exits are sent before entries. Fills are verified by a task,
-never by sleeping here. A bot is evaluated by one worker at a time (a Redis lock shared by every
-process and machine), and one bot's failure never stops the others.
+holding, its buy rule when flat. Exits are sent before entries. The open pages of the batch's
+bots then get their charts again, drawn from the same bars (bots.charts.push_charts). Fills are
+verified by a task, never by sleeping here. A bot is evaluated by one worker at a time (a Redis
+lock shared by every process and machine), and one bot's failure never stops the others.
 """
 
 import logging
@@ -26,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError
 
+from bots import charts
 from bots import services as bot_services
 from bots.models import Bot
 from bots.schema import StrategyConfig, validation_errors
@@ -231,7 +233,12 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
     bots = [bot for bot in bots if bot.pk in strategies]
     if not bots:
         return outcomes
-    needed = max(warmup_bars(strategy) for strategy in strategies.values()) + EXTRA_BARS
+    # Enough for the bots' pages too: the chart pushed after this tick is drawn from these bars
+    # (same one request; Alpaca returns a time window that holds them all anyway).
+    needed = max(
+        max(warmup_bars(strategy) + EXTRA_BARS, charts.bars_needed(strategy))
+        for strategy in strategies.values()
+    )
     broker = get_broker()
     try:
         # Exits depend on this data too, so it is fetched at their priority.
@@ -271,6 +278,8 @@ def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:
             except Exception as error:  # noqa: BLE001
                 logger.exception("Engine failed on bot %s", decision.bot.pk)
                 outcomes.append(_outcome(decision.bot, "error", f"{type(error).__name__}: {error}"))
+        # Rendered when the block ends, after this tick's orders: their fills are on the chart.
+        charts.push_charts(((bot, strategies[bot.pk]) for bot in bots), bars)
     return outcomes
 
 

@@ -1,6 +1,7 @@
 """Reads that join bots to their positions and trades. bots reads them through its books
 registry (bots/books.py), filled with this module when the trading app is ready."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import (
@@ -16,6 +17,8 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+
+from bots.books import Fill
 
 from .models import Position, Trade
 
@@ -95,3 +98,26 @@ def open_holdings(bot_ids: list) -> tuple[dict, dict]:
     for trade in open_trades.order_by("created_at", "id"):
         trades.setdefault(trade.bot_id, []).append(trade)
     return positions, trades
+
+
+# Far more than a chart's window of bars can show; bounds the read for a bot gone haywire.
+MAX_FILLS = 1000
+
+
+def fills(bot_ids: list, since: datetime) -> dict:
+    """{bot id: [Fill, oldest first]}: the trades of these bots that filled, wholly or in part,
+    at or after ``since``, in one query (the newest MAX_FILLS of them). A partial fill has no
+    ``filled_at`` (the broker sets it when the order is complete), so its last update stands in
+    for it."""
+    filled_at = Coalesce("filled_at", "updated_at")
+    found: dict = {}
+    trades = (
+        Trade.objects.filter(bot__in=bot_ids, filled_qty__gt=0, price__isnull=False)
+        .annotate(fill_time=filled_at)
+        .filter(fill_time__gte=since)
+        .order_by("-fill_time", "-id")
+        .values_list("bot_id", "side", "filled_qty", "price", "fill_time")[:MAX_FILLS]
+    )
+    for bot_id, side, qty, price, fill_time in list(trades)[::-1]:
+        found.setdefault(bot_id, []).append(Fill(side, qty, price, fill_time))
+    return found

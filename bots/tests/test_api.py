@@ -398,9 +398,45 @@ def test_the_chart_of_the_bot_page(user_client):
 
     assert len(body["bars"]) == 150
     assert {overlay["name"] for overlay in body["overlays"]} == {"SMA fast", "SMA slow"}
+    assert body["panes"] == [] and body["fills"] == []
     bar = body["bars"][-1]
     assert Decimal(bar["low"]) <= Decimal(bar["close"]) <= Decimal(bar["high"])
     assert all("E" not in bar[price] for price in ("open", "high", "low", "close"))
+
+
+def test_the_chart_has_oscillator_panes_and_the_bots_fills(user_client):
+    bot = BotFactory(
+        strategy={
+            "indicators": {
+                "rsi": {"enabled": True, "oversold": 20, "overbought": 80},
+                "macd": {"enabled": True},
+            },
+            "buy_rule": "majority",
+            "sell_rule": "majority",
+        }
+    )
+    latest = PaperBroker().get_bars([bot.symbol], bot.timeframe, 1)[bot.symbol][-1]
+    TradeFactory(bot=bot, qty=Decimal("4"), price=Decimal("187.5"), filled_at=latest.timestamp)
+
+    body = user_client.get(f"/api/bots/{bot.pk}/chart").json()
+
+    assert set(body) == {"bars", "overlays", "panes", "markers", "fills"}
+    assert [pane["key"] for pane in body["panes"]] == ["rsi", "macd"]
+    assert body["panes"][0]["levels"] == [
+        {"name": "Oversold", "value": "20"},
+        {"name": "Overbought", "value": "80"},
+    ]
+    histogram = body["panes"][1]["series"][2]
+    assert (histogram["name"], histogram["kind"]) == ("Histogram", "histogram")
+    assert len(histogram["points"]) == 150
+    assert all(isinstance(point["value"], str) for point in histogram["points"])
+    assert body["fills"] == [
+        {"time": int(latest.timestamp.timestamp()), "side": "buy", "qty": "4", "price": "187.5"}
+    ]
+    # A marker starts each run of signals: never two of the same side on consecutive bars.
+    times = [bar["time"] for bar in body["bars"]]
+    marked = {(times.index(marker["time"]), marker["side"]) for marker in body["markers"]}
+    assert not any((index + 1, side) in marked for index, side in marked)
 
 
 def test_the_chart_says_when_the_broker_is_down(user_client, monkeypatch):

@@ -248,7 +248,7 @@ def test_detail_shows_configuration_history_and_chart_data(user_client, buying_p
     assert "Charted" in html
     assert "Stopped → Running" in html
     assert 'id="bot-chart-data"' in html and '"bars": [{"time"' in html
-    assert "lightweight-charts-4.2.3.standalone.production.js" in html
+    assert "lightweight-charts-5.2.1.standalone.production.js" in html
 
 
 def test_delete_asks_then_deletes(user_client):

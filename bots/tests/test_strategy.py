@@ -2,9 +2,11 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
+import pandas as pd
 import pytest
+from ta.trend import MACD
 
 from bots.schema import (
     BollingerConfig,
@@ -493,8 +495,9 @@ def test_indicator_series_draws_price_overlays_and_marks_signals():
 
     series = indicator_series(strategy, bars)
 
-    assert set(series) == {"overlays", "markers"}
-    assert set(series["overlays"]) == {"sma_cross", "bollinger"}  # RSI has its own scale
+    assert set(series) == {"overlays", "panes", "markers"}
+    assert set(series["overlays"]) == {"sma_cross", "bollinger"}
+    assert set(series["panes"]) == {"rsi"}  # RSI has its own scale
     assert series["overlays"]["sma_cross"] == {
         "fast": [
             (stamps[1], Decimal("9.5000")),
@@ -515,21 +518,59 @@ def test_indicator_series_draws_price_overlays_and_marks_signals():
     assert series["markers"] == [(stamps[4], Action.BUY, "SMA crossover buy signal")]
 
 
-def test_indicator_series_marks_buys_and_sells_on_every_bar_without_a_loop_over_evaluate():
+def test_indicator_series_marks_the_first_bar_of_each_run_of_signals():
     strategy = only("rsi", RsiConfig(enabled=True, period=2))
-    # Up, up, down, down, down: RSI(2) is 100, 100, then falls through 30.
-    bars = make_bars([10, 11, 12, 11, 10, 9])
+    # RSI(2): -, 100, 100, 42.9, 20, 9.7, 78, 89, 35.5, 19.7: above 70, below 30, twice.
+    bars = make_bars([10, 11, 12, 11, 10, 9, 12, 14, 11, 9])
     stamps = [bar.timestamp for bar in bars]
+    rsi = dict(indicator_series(strategy, bars)["panes"]["rsi"]["rsi"])
+    buys = [stamp for stamp in stamps if stamp in rsi and rsi[stamp] < 30]
+    sells = [stamp for stamp in stamps if stamp in rsi and rsi[stamp] > 70]
 
     series = indicator_series(strategy, bars)
 
+    # Two runs of each: every bar of a run votes, only its first is marked.
+    assert buys == [stamps[4], stamps[5], stamps[9]]
+    assert sells == [stamps[1], stamps[2], stamps[6], stamps[7]]
     assert series["overlays"] == {}
     assert series["markers"] == [
         (stamps[1], Action.SELL, "RSI sell signal"),
-        (stamps[2], Action.SELL, "RSI sell signal"),
         (stamps[4], Action.BUY, "RSI buy signal"),
-        (stamps[5], Action.BUY, "RSI buy signal"),
+        (stamps[6], Action.SELL, "RSI sell signal"),
+        (stamps[9], Action.BUY, "RSI buy signal"),
     ]
+
+
+def test_indicator_series_puts_oscillators_in_panes_from_ta():
+    strategy = make_strategy(
+        rsi=RsiConfig(enabled=True, period=3),
+        macd=MacdConfig(enabled=True, fast=2, slow=4, signal=2),
+        stochastic=StochasticConfig(enabled=True, k=3, d=2),
+        buy_rule="majority",
+        sell_rule="majority",
+    )
+    bars = make_bars([10, 11, 12, 11, 10, 9, 12, 14, 11, 9, 10, 13])
+    stamps = [bar.timestamp for bar in bars]
+    closes = pd.Series([float(bar.close) for bar in bars])
+
+    panes = indicator_series(strategy, bars)["panes"]
+
+    assert {key: set(lines) for key, lines in panes.items()} == {
+        "rsi": {"rsi"},
+        "macd": {"macd", "signal", "diff"},
+        "stochastic": {"k", "d"},
+    }
+    macd = MACD(closes, window_slow=4, window_fast=2, window_sign=2)
+    histogram = dict(panes["macd"]["diff"])
+    assert histogram[stamps[-1]] == Decimal(str(macd.macd_diff().iloc[-1])).quantize(
+        Decimal("0.0001"), rounding=ROUND_HALF_UP
+    )
+    # The histogram is the MACD line minus its signal line, on every bar where both exist.
+    lines = {name: dict(points) for name, points in panes["macd"].items()}
+    for stamp, value in histogram.items():
+        assert abs(value - (lines["macd"][stamp] - lines["signal"][stamp])) <= Decimal("0.0002")
+    assert [stamp for stamp, _ in panes["rsi"]["rsi"]] == stamps[2:]
+    assert [stamp for stamp, _ in panes["stochastic"]["d"]] == stamps[3:]
 
 
 def test_indicator_series_agrees_with_evaluate_on_the_last_bar():
@@ -551,7 +592,11 @@ def test_indicator_series_agrees_with_evaluate_on_the_last_bar():
 def test_indicator_series_of_no_bars_is_empty():
     series = indicator_series(only("sma_cross", SmaCrossConfig(enabled=True)), [])
 
-    assert series == {"overlays": {"sma_cross": {"fast": [], "slow": []}}, "markers": []}
+    assert series == {
+        "overlays": {"sma_cross": {"fast": [], "slow": []}},
+        "panes": {},
+        "markers": [],
+    }
 
 
 # --- Stop-loss / take-profit ------------------------------------------------------------------

@@ -362,3 +362,40 @@ def test_each_evaluated_bot_remembers_its_decision_and_when():
     assert (buyer.last_action, buyer.last_reason) == ("buy", "RSI buy signal")
     assert waiter.last_action == "hold" and waiter.last_evaluated_at is not None
     assert stopped.last_evaluated_at is None
+
+
+def test_a_tick_pushes_the_chart_of_a_watched_bot_with_its_new_fill_from_the_same_bars(
+    monkeypatch,
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from tradebots import live
+
+    watched = running_bot(strategy=ALWAYS_BUY, symbol="MSFT")
+    running_bot(strategy=ALWAYS_BUY, symbol="MSFT")  # no page open: no chart rendered
+    group = live.bot_group(watched.pk)
+    layer = get_channel_layer()
+    async_to_sync(layer.group_add)(group, "test.engine!page")
+    sent, bar_calls = [], []
+    real_bars = PaperBroker.get_bars
+
+    def counting_bars(self, symbols, timeframe, limit):
+        bar_calls.append(limit)
+        return real_bars(self, symbols, timeframe, limit)
+
+    monkeypatch.setattr(PaperBroker, "get_bars", counting_bars)
+    monkeypatch.setattr(live, "_deliver", sent.extend)
+    try:
+        tick()
+    finally:
+        async_to_sync(layer.group_discard)(group, "test.engine!page")
+
+    assert len(bar_calls) == 1  # the chart is drawn from the engine's own bars
+    charts = [html for to, message in sent if to == group
+              for html in [message["html"]] if "bot-chart-source" in html]  # fmt: skip
+    assert len(charts) == 1
+    assert sum("bot-chart-source" in message.get("html", "") for _, message in sent) == 1
+    trade = Trade.objects.get(bot=watched)
+    assert f'"side": "buy", "qty": "{trade.filled_qty.normalize():f}"' in charts[0]
+    assert '"panes": [{"key": "rsi"' in charts[0]
