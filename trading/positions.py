@@ -12,7 +12,7 @@ is unmanaged: that is a discrepancy for reconciliation, not a position to close.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
 
 from tradebots.broker import BrokerPosition, get_broker
 from tradebots.money import to_cents
@@ -43,6 +43,47 @@ class OpenPositionRow:
         if self.price is None or not self.position.avg_entry_price:
             return None
         return (self.price / self.position.avg_entry_price - 1) * 100
+
+
+@dataclass(frozen=True)
+class OpenTotals:
+    """What ALL our open positions add up to at the broker's latest prices (None: no price for
+    any), however few of them the page lists."""
+
+    count: int
+    market_value: Decimal | None
+    unrealized_pnl: Decimal | None
+    unpriced_count: int  # positions whose symbol the broker had no price for
+
+
+class SymbolHoldings(dict):
+    """Our open positions summed per symbol: {symbol: (count, qty, cost)}, in one query."""
+
+    @classmethod
+    def read(cls) -> "SymbolHoldings":
+        cost = ExpressionWrapper(
+            F("qty") * F("avg_entry_price"),
+            output_field=DecimalField(max_digits=30, decimal_places=8),
+        )
+        rows = (
+            Position.objects.filter(is_open=True)
+            .values("symbol")
+            .annotate(held_count=Count("id"), held_qty=Sum("qty"), held_cost=Sum(cost))
+            .order_by()
+        )
+        return cls(
+            (row["symbol"], (row["held_count"], row["held_qty"], row["held_cost"])) for row in rows
+        )
+
+    def totals(self, prices: dict[str, Decimal]) -> OpenTotals:
+        priced = [(prices[symbol], held) for symbol, held in self.items() if symbol in prices]
+        count = sum(held[0] for held in self.values())
+        if not priced:
+            return OpenTotals(count, None, None, count)
+        market_value = sum((price * qty for price, (_, qty, _) in priced), Decimal(0))
+        cost = sum((cost for _, (_, _, cost) in priced), Decimal(0))
+        unpriced = count - sum(held[0] for _, held in priced)
+        return OpenTotals(count, market_value, to_cents(market_value - cost), unpriced)
 
 
 @dataclass(frozen=True)
