@@ -115,10 +115,13 @@ def paths() -> list[tuple[str, str, dict]]:
     """(label, path, extra request headers) of every page and API list."""
     from bots.models import Bot
     from reconciliation.models import ReconciliationRun
-    from trading.views import CLOSED_POSITIONS_ID, OPEN_POSITIONS_ID
+    from trading.models import Position
+    from trading.views import CLOSED_POSITIONS_ID, CLOSED_POSITIONS_PER_PAGE, OPEN_POSITIONS_ID
 
     bot = Bot.objects.order_by("name").first()
     newest_run = ReconciliationRun.objects.order_by("-started_at").first()
+    closed = Position.objects.filter(is_open=False).count()
+    closed_middle_page = max(1, closed // 2 // CLOSED_POSITIONS_PER_PAGE)
     htmx = {"HTTP_HX_REQUEST": "true"}
     return [
         ("dashboard", "/", {}),
@@ -131,8 +134,8 @@ def paths() -> list[tuple[str, str, dict]]:
             {**htmx, "HTTP_HX_TARGET": OPEN_POSITIONS_ID},
         ),
         (
-            "positions: closed page 50 (htmx)",
-            "/trading/positions/?page=50",
+            "positions: closed, halfway down (htmx)",
+            f"/trading/positions/?page={closed_middle_page}",
             {**htmx, "HTTP_HX_TARGET": CLOSED_POSITIONS_ID},
         ),
         ("trades", "/trading/trades/", {}),

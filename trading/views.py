@@ -12,6 +12,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
@@ -52,8 +53,18 @@ class TradeFilterForm(forms.Form):
         required=False,
         max_length=100,
         label="Bot",
+        # Suggestions as you type (htmx): at most 20 names containing it, into the datalist.
         widget=forms.TextInput(
-            attrs={"list": "bot-names", "placeholder": "All bots", "autocomplete": "off"}
+            attrs={
+                "list": "bot-names",
+                "placeholder": "All bots",
+                "autocomplete": "off",
+                "hx-get": reverse_lazy("trading:bot-names"),
+                "hx-trigger": "focus once, input changed delay:250ms",
+                "hx-target": "#bot-names",
+                "hx-swap": "innerHTML",
+                "hx-push-url": "false",
+            }
         ),
     )
     side = forms.ChoiceField(choices=[("", "All sides"), *Trade.Side.choices], required=False)

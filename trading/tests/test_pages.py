@@ -165,7 +165,10 @@ def test_the_filter_form_searches_bots_by_name_and_keeps_the_choice(user_client)
         r'<input type="text" name="bot_name" value="Picked"[^>]*list="bot-names"', html
     )
     assert f'<input type="hidden" name="bot" value="{bot.pk}"' in html
-    assert '<datalist id="bot-names" hx-get="/trading/trades/bots/"' in html
+    assert (
+        'hx-get="/trading/trades/bots/" hx-trigger="focus once, input changed delay:250ms"' in html
+    )
+    assert '<datalist id="bot-names"></datalist>' in html
     assert '<option value="filled" selected>Filled</option>' in html
     assert '<option value="sell">Sell</option>' in html
     assert 'hx-get="/trading/trades/" hx-target="#trades-table"' in html
