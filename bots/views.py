@@ -3,12 +3,14 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydantic import ValidationError
 
 from tradebots import live
 from tradebots.forms import form_error_lines
+from tradebots.pagination import InvalidCursor, Keyset
 from tradebots.permissions import trade_required
 
 from . import charts, services
@@ -23,6 +25,9 @@ from .schema import (
 )
 
 STATUS_HISTORY_LENGTH = 20
+BOTS_PER_PAGE = 50
+BOTS_PAGE_ID = "bots-page"
+BOTS_KEYSET = Keyset(("name", "id"))
 
 
 def _actor(request) -> str:
@@ -38,8 +43,20 @@ def _capital_context(bot: Bot | None = None) -> dict:
 
 @require_GET
 def bot_list(request):
-    bots = Bot.objects.with_figures()
-    return render(request, "bots/list.html", {"bots": bots, **_capital_context()})
+    """The bots by name, a page of cards at a time (``cursor``: a keyset page, no OFFSET)."""
+    cursor = request.GET.get("cursor") or None
+    try:
+        bots, more = BOTS_KEYSET.page(Bot.objects.with_figures(), cursor, BOTS_PER_PAGE)
+    except InvalidCursor:
+        cursor = None
+        bots, more = BOTS_KEYSET.page(Bot.objects.with_figures(), None, BOTS_PER_PAGE)
+    context = {"bots": bots, "first_page": cursor is None, "next_cursor": more}
+    if request.htmx and not request.htmx.boosted and request.htmx.target == BOTS_PAGE_ID:
+        response = render(request, "bots/list.html#bots-page", context)
+    else:
+        response = render(request, "bots/list.html", {**context, **_capital_context()})
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
 
 
 def _strategy_summary(strategy: StrategyConfig) -> dict:

@@ -33,11 +33,21 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     exclude = ("discrepancies", "external_orders", "unmanaged_holdings")
     readonly_fields = ("discrepancy_list", "external_order_list", "unmanaged_holding_list")
 
+    # The list shows counts only: its runs' lists (thousands of discrepancies) stay unread.
+    show_full_result_count = False
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        runs = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name.endswith("_changelist"):
+            return runs.defer(*ReconciliationRun.LISTS)
+        return runs
 
     @admin.display(description="Discrepancies")
     def discrepancy_list(self, run):

@@ -55,7 +55,7 @@ def reconcile(request, params: Query[ReconcileParams]):
 @paginate(KeysetPagination, ordering=("-started_at", "-id"))
 def list_runs(request):
     """Every stored run, newest first, without its lists (see a run for those)."""
-    return ReconciliationRun.objects.defer("discrepancies", "external_orders", "unmanaged_holdings")
+    return ReconciliationRun.objects.defer(*ReconciliationRun.LISTS)
 
 
 @router.get("/reconciliation/runs/{int:run_id}", response=responses({200: RunOut}, 404))

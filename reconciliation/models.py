@@ -42,6 +42,12 @@ class ReconciliationRun(models.Model):
     # holds more than our bots: listed for information, not discrepancies.
     holdings_checked = models.PositiveIntegerField(default=0)
     unmanaged_holdings = models.JSONField(default=list, blank=True)
+    # len(unmanaged_holdings), stored like the other counts so that a summary (the dashboard's
+    # last run, the runs page) never loads the lists.
+    unmanaged_count = models.PositiveIntegerField(default=0)
+
+    # The lists a summary leaves in the database: a run may hold thousands of discrepancies.
+    LISTS = ("discrepancies", "external_orders", "unmanaged_holdings")
 
     class Meta:
         ordering = ("-started_at", "-id")

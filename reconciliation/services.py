@@ -487,7 +487,9 @@ def in_flight_grace() -> timedelta:
 
 
 def last_run() -> ReconciliationRun | None:
-    return ReconciliationRun.objects.order_by("-started_at", "-id").first()
+    """The newest run's summary: its counts, without its lists (see ReconciliationRun.LISTS)."""
+    runs = ReconciliationRun.objects.defer(*ReconciliationRun.LISTS)
+    return runs.order_by("-started_at", "-id").first()
 
 
 def discrepancy_key(discrepancy: dict) -> tuple:
@@ -672,6 +674,7 @@ def _store_comparison(run: ReconciliationRun, result: Comparison) -> None:
     run.external_count = len(result.external_orders)
     run.holdings_checked = result.holdings_checked
     run.unmanaged_holdings = result.unmanaged_holdings
+    run.unmanaged_count = len(result.unmanaged_holdings)
     run.outcome = (
         ReconciliationRun.Outcome.DISCREPANCIES
         if result.discrepancies

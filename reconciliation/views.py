@@ -3,6 +3,7 @@ panel's button and the history page's form, which may narrow the window)."""
 
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from tradebots.permissions import trade_required
@@ -12,11 +13,13 @@ from .forms import ReconcileForm
 from .models import ReconciliationRun
 
 RUNS_PER_PAGE = 50
+DISCREPANCIES_PER_PAGE = 100
+DISCREPANCIES_ID = "discrepancies"
 
 
 def _runs_page(request, check_form: ReconcileForm):
     page = Paginator(
-        ReconciliationRun.objects.defer("discrepancies", "external_orders", "unmanaged_holdings"),
+        ReconciliationRun.objects.defer(*ReconciliationRun.LISTS),
         RUNS_PER_PAGE,
     )
     runs = page.get_page(request.GET.get("page"))
@@ -32,8 +35,18 @@ def run_list(request):
 
 @require_GET
 def run_detail(request, pk):
+    """A run's report, its discrepancies a page at a time (``page``): a run may hold thousands."""
     run = get_object_or_404(ReconciliationRun, pk=pk)
-    return render(request, "reconciliation/run_detail.html", {"run": run})
+    discrepancies = Paginator(run.discrepancies, DISCREPANCIES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {"run": run, "discrepancies": discrepancies}
+    if request.htmx and not request.htmx.boosted and request.htmx.target == DISCREPANCIES_ID:
+        response = render(request, "reconciliation/run_detail.html#discrepancies", context)
+    else:
+        response = render(request, "reconciliation/run_detail.html", context)
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
 
 
 @require_POST

@@ -16,6 +16,7 @@ import binascii
 import json
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -44,10 +45,77 @@ class PageParams(Schema):
     )
 
 
+class InvalidCursor(ValueError):
+    """A cursor this module did not hand out (or not for this ordering)."""
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """An ordering to page by: the sort field and, unless that field is unique, a unique
+    tie-breaker after it, all in the same direction, e.g. ("-created_at", "-id")."""
+
+    ordering: tuple[str, ...]
+
+    def __post_init__(self):
+        directions = {field.startswith("-") for field in self.ordering}
+        if len(self.ordering) not in (1, 2) or len(directions) != 1:
+            raise ValueError("ordering: a field and maybe a tie-breaker, in the same direction")
+
+    @property
+    def descending(self) -> bool:
+        return self.ordering[0].startswith("-")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(field.lstrip("-") for field in self.ordering)
+
+    def key(self, item) -> list:
+        return [_key_value(getattr(item, name)) for name in self.fields]
+
+    def cursor(self, item) -> str:
+        """The cursor of the page after ``item``."""
+        return _encode(self.key(item))
+
+    def decode(self, cursor: str) -> list:
+        """Raises InvalidCursor."""
+        key = _decode(cursor)
+        if len(key) != len(self.fields):
+            raise InvalidCursor(cursor)
+        return key
+
+    def page(self, queryset: QuerySet, cursor: str | None, limit: int) -> tuple[list, str | None]:
+        """The ``limit`` rows after ``cursor`` (from the top without one) in one query, and the
+        cursor of the page after them (None on the last page). Raises InvalidCursor."""
+        queryset = queryset.order_by(*self.ordering)
+        if cursor:
+            queryset = queryset.filter(self.beyond(queryset.model, self.decode(cursor)))
+        rows = list(queryset[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (self.cursor(rows[-1]) if more else None)
+
+    def beyond(self, model, key: list) -> Q:
+        """The rows that come after ``key`` in this ordering: ``(a, b) < (x, y)`` spelled so
+        that the database uses the (a, b) index."""
+        beyond = "lt" if self.descending else "gt"
+        values = [
+            _python_value(model, name, raw) for name, raw in zip(self.fields, key, strict=True)
+        ]
+        field, value = self.fields[0], values[0]
+        condition = Q(**{f"{field}__{beyond}": value})
+        if len(values) == 2:
+            condition |= Q(**{field: value, f"{self.fields[1]}__{beyond}": values[1]})
+        return condition
+
+
+def encode_cursor(item, fields: tuple[str, ...]) -> str:
+    """The cursor that continues after ``item`` in an ordering by ``fields`` (either direction)."""
+    return Keyset(tuple(fields)).cursor(item)
+
+
 class KeysetPagination(PaginationBase):
-    """``ordering``: the sort field and, unless that field is unique, a unique tie-breaker after
-    it, all in the same direction, e.g. ("-created_at", "-id"). ``rows`` turns a page of objects
-    into what the response schema reads (e.g. positions valued at prices fetched for the page)."""
+    """``ordering``: see Keyset. ``rows`` turns a page of objects into what the response schema
+    reads (e.g. positions valued at prices fetched for the page)."""
 
     Input = PageParams
 
@@ -65,63 +133,37 @@ class KeysetPagination(PaginationBase):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        directions = {field.startswith("-") for field in ordering}
-        if len(ordering) not in (1, 2) or len(directions) != 1:
-            raise ValueError("ordering: a field and maybe a tie-breaker, in the same direction")
-        self.ordering = ordering
-        self.descending = directions.pop()
-        self.fields = tuple(field.lstrip("-") for field in ordering)
+        self.keyset = Keyset(tuple(ordering))
         self.rows = rows
 
     def paginate_queryset(self, items, pagination: PageParams, request, **params) -> dict:
-        after = self._decode(pagination.cursor) if pagination.cursor else None
-        if isinstance(items, QuerySet):
-            page = self._database_page(items, after, pagination.limit)
-        else:
-            page = self._memory_page(items, after, pagination.limit)
-        more = len(page) > pagination.limit
-        page = page[: pagination.limit]
-        return {
-            "results": self.rows(page) if self.rows else page,
-            "next": _encode(self._key(page[-1])) if more else None,
-        }
+        try:
+            if isinstance(items, QuerySet):
+                page, after = self.keyset.page(items, pagination.cursor, pagination.limit)
+            else:
+                page, after = self._memory_page(items, pagination.cursor, pagination.limit)
+        except InvalidCursor:
+            raise _invalid_cursor() from None
+        return {"results": self.rows(page) if self.rows else page, "next": after}
 
-    def _key(self, item) -> list:
-        return [_key_value(getattr(item, name)) for name in self.fields]
-
-    def _decode(self, cursor: str) -> list:
-        key = _decode(cursor)
-        if len(key) != len(self.fields):
-            raise _invalid_cursor()
-        return key
-
-    def _database_page(self, queryset: QuerySet, after: list | None, limit: int) -> list:
-        queryset = queryset.order_by(*self.ordering)
-        if after is not None:
-            beyond = "lt" if self.descending else "gt"
-            values = [
-                _python_value(queryset.model, name, raw)
-                for name, raw in zip(self.fields, after, strict=True)
-            ]
-            field, value = self.fields[0], values[0]
-            condition = Q(**{f"{field}__{beyond}": value})
-            if len(values) == 2:
-                condition |= Q(**{field: value, f"{self.fields[1]}__{beyond}": values[1]})
-            queryset = queryset.filter(condition)
-        return list(queryset[: limit + 1])
-
-    def _memory_page(self, items: Sequence, after: list | None, limit: int) -> list:
-        ordered = sorted(items, key=self._key, reverse=self.descending)
-        if after is not None:
+    def _memory_page(
+        self, items: Sequence, cursor: str | None, limit: int
+    ) -> tuple[list, str | None]:
+        keyset = self.keyset
+        ordered = sorted(items, key=keyset.key, reverse=keyset.descending)
+        if cursor:
+            after = keyset.decode(cursor)
             try:
                 ordered = [
                     item
                     for item in ordered
-                    if (self._key(item) < after if self.descending else self._key(item) > after)
+                    if (keyset.key(item) < after if keyset.descending else keyset.key(item) > after)
                 ]
             except TypeError:  # the cursor's values are not of the key's types
-                raise _invalid_cursor() from None
-        return ordered[: limit + 1]
+                raise InvalidCursor(cursor) from None
+        more = len(ordered) > limit
+        page = ordered[:limit]
+        return page, (keyset.cursor(page[-1]) if more else None)
 
 
 def _key_value(value):
@@ -143,12 +185,12 @@ def _decode(cursor: str) -> list:
         text = urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         key = json.loads(text)
     except (ValueError, binascii.Error):  # UnicodeDecodeError and JSONDecodeError included
-        raise _invalid_cursor() from None
+        raise InvalidCursor(cursor) from None
     if not (
         isinstance(key, list)
         and all(isinstance(part, str | int) and not isinstance(part, bool) for part in key)
     ):
-        raise _invalid_cursor()
+        raise InvalidCursor(cursor)
     return key
 
 
@@ -159,9 +201,9 @@ def _python_value(model, name: str, raw):
         if isinstance(value, datetime):
             value = in_utc(value)
     except (DjangoValidationError, ValueError):
-        raise _invalid_cursor() from None
+        raise InvalidCursor(raw) from None
     if value is None:
-        raise _invalid_cursor()
+        raise InvalidCursor(raw)
     return value
 
 

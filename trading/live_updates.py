@@ -9,8 +9,8 @@ raised into the order path: the books are already saved and the next page load s
 - ``trade_changed(trade, created)``: the row of table ``trades`` (``trades.html#trade-row``);
   a new trade also goes to the top of a page showing the newest trades.
 - ``position_changed(position)``: an open position ("closing…" while a sell of it is open) is
-  a row of ``open-positions`` (every open position is on that table, so one the page lacks is
-  inserted on top); a closed one is removed from it and becomes a row of ``closed-positions``.
+  a row of ``open-positions`` (one the first page lacks is inserted on top); a closed one is
+  removed from it and becomes a row of ``closed-positions``. The totals bar comes along.
   Pushed open rows carry no live price (that needs a broker call, which does not belong in the
   order path): they show the last prices ``push_position_values`` read, and every
   POSITION_VALUES_SECONDS that task pushes fresh prices and the totals.
@@ -25,10 +25,9 @@ from tradebots.broker import BrokerError, get_broker
 
 from .models import Position, Trade
 from .positions import (
-    OpenBook,
     OpenPositionRow,
-    open_book,
-    open_symbols,
+    SymbolHoldings,
+    realized_total,
     remember_prices,
     remembered_prices,
     unmanaged_row_id,
@@ -96,9 +95,26 @@ def position_rows(row: OpenPositionRow) -> list[live.Row]:
     ]
 
 
-def summary(book: OpenBook) -> live.Fragment:
-    html = render_to_string(POSITIONS_SUMMARY, {"book": book, "oob": True})
-    return live.Fragment("open-positions", html)
+def summary(prices: dict) -> live.Fragment:
+    """The totals bar over every open position (two aggregate queries) at ``prices``."""
+    context = {
+        "totals": SymbolHoldings.read().totals(prices),
+        "realized_pnl": realized_total(),
+        "oob": True,
+    }
+    return live.Fragment("open-positions", render_to_string(POSITIONS_SUMMARY, context))
+
+
+def _valued_rows(positions: list[Position], prices: dict) -> list[OpenPositionRow]:
+    closing = set(
+        Trade.objects.filter(
+            position__in=positions, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
+        ).values_list("position_id", flat=True)
+    )
+    return [
+        OpenPositionRow(position, prices.get(position.symbol), position.pk in closing)
+        for position in positions
+    ]
 
 
 def render_trades(items: dict) -> list[live.Row]:
@@ -125,24 +141,18 @@ def is_unmanaged_close(trade: Trade) -> bool:
 def render_positions(items: dict) -> list[live.Push]:
     """Each position as it is now, valued at the last prices read from the broker (the order
     path never calls it), and the totals over every open position."""
-    book = open_book(remembered_prices())
-    open_rows = {row.position.pk: row for row in book.rows}
-    closed = Position.objects.select_related("bot").in_bulk(
-        [pk for pk in items if pk not in open_rows]
-    )
-    pushes: list[live.Push] = []
-    for pk in items:
-        row = open_rows.get(pk) or (OpenPositionRow(closed[pk]) if pk in closed else None)
-        if row is not None:
-            pushes += position_rows(row)
-    return [*pushes, summary(book)]
+    prices = remembered_prices()
+    positions = Position.objects.select_related("bot").in_bulk(list(items))
+    rows = _valued_rows([positions[pk] for pk in items if pk in positions], prices)
+    return [*(row for valued in rows for row in position_rows(valued)), summary(prices)]
 
 
 def push_position_values() -> int:
-    """Every open position valued at the broker's latest prices (one call), pushed to the
-    Positions pages with the totals (beat, every POSITION_VALUES_SECONDS). Rows are replaced
-    where shown, never inserted: a new position arrives through the order path."""
-    symbols = open_symbols()
+    """The open positions valued at the broker's latest prices (one call), pushed to the
+    Positions pages with the totals (beat, every POSITION_VALUES_SECONDS): the rows of the
+    symbols whose price moved since the last reading, replaced where shown, never inserted (a
+    new position arrives through the order path). Returns how many rows were pushed."""
+    symbols = sorted(SymbolHoldings.read())
     if not symbols:
         return 0
     try:
@@ -150,17 +160,20 @@ def push_position_values() -> int:
     except BrokerError as error:
         logger.warning("Position values not pushed: prices unavailable (%s)", error)
         return 0
+    before = remembered_prices()
     remember_prices(prices)
-    book = open_book(prices)
+    moved = [symbol for symbol, price in prices.items() if before.get(symbol) != price]
+    positions = list(Position.objects.filter(is_open=True, symbol__in=moved).select_related("bot"))
+    rows = _valued_rows(positions, prices)
 
     def pushes():
         replaced = [
             live.Row(row.table, row.pk, replace=row.replace)
-            for open_row in book.rows
-            for row in position_rows(open_row)
+            for valued in rows
+            for row in position_rows(valued)
         ]
-        return [*replaced, summary(book)]
+        return [*replaced, summary(prices)]
 
     with live.coalesced():
         live.push("position-values", pushes)
-    return len(book.rows)
+    return len(rows)

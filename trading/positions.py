@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
 from django.utils.text import slugify
 
 from tradebots.broker import BrokerPosition, get_broker
@@ -51,56 +51,6 @@ class OpenPositionRow:
 LATEST_PRICES_CACHE_KEY = "trading:latest-prices"
 
 
-@dataclass(frozen=True)
-class OpenBook:
-    """Every open position of ours valued at the prices given, and the Positions page's totals
-    (over all of them, whichever page of rows is shown)."""
-
-    rows: list[OpenPositionRow]
-    realized_pnl: Decimal | None  # over all closed positions
-
-    @property
-    def priced(self) -> list[OpenPositionRow]:
-        return [row for row in self.rows if row.price is not None]
-
-    @property
-    def unpriced_count(self) -> int:
-        return len(self.rows) - len(self.priced)
-
-    @property
-    def market_value(self) -> Decimal | None:
-        priced = self.priced
-        return sum((row.market_value for row in priced), Decimal(0)) if priced else None
-
-    @property
-    def unrealized_pnl(self) -> Decimal | None:
-        priced = self.priced
-        return sum((row.unrealized_pnl for row in priced), Decimal(0)) if priced else None
-
-
-def open_symbols() -> list[str]:
-    return sorted(set(Position.objects.filter(is_open=True).values_list("symbol", flat=True)))
-
-
-def open_book(prices: dict[str, Decimal]) -> OpenBook:
-    """Three queries however many positions: the positions, the ones being sold, the realized
-    total."""
-    positions = list(
-        Position.objects.filter(is_open=True).select_related("bot").order_by("-opened_at", "-id")
-    )
-    closing = set(
-        Trade.objects.filter(
-            position__in=positions, side=Trade.Side.SELL, status__in=Trade.OPEN_STATUSES
-        ).values_list("position_id", flat=True)
-    )
-    realized = Position.objects.filter(is_open=False).aggregate(total=Sum("realized_pnl"))
-    rows = [
-        OpenPositionRow(position, prices.get(position.symbol), position.pk in closing)
-        for position in positions
-    ]
-    return OpenBook(rows, realized["total"])
-
-
 def remember_prices(prices: dict[str, Decimal]) -> None:
     """The latest prices read from the broker, for pushes that must not call it (the order
     path): a pushed row shows the last known price instead of none."""
@@ -116,6 +66,52 @@ def remembered_prices() -> dict[str, Decimal]:
 def unmanaged_row_id(symbol: str) -> str:
     """The Positions table's row (and live-update key) of what no bot owns of ``symbol``."""
     return f"unmanaged-{slugify(symbol)}"
+
+
+@dataclass(frozen=True)
+class OpenTotals:
+    """What ALL our open positions add up to at the broker's latest prices (None: no price for
+    any), however few of them the page lists."""
+
+    count: int
+    market_value: Decimal | None
+    unrealized_pnl: Decimal | None
+    unpriced_count: int  # positions whose symbol the broker had no price for
+
+
+class SymbolHoldings(dict):
+    """Our open positions summed per symbol: {symbol: (count, qty, cost)}, in one query."""
+
+    @classmethod
+    def read(cls) -> "SymbolHoldings":
+        cost = ExpressionWrapper(
+            F("qty") * F("avg_entry_price"),
+            output_field=DecimalField(max_digits=30, decimal_places=8),
+        )
+        rows = (
+            Position.objects.filter(is_open=True)
+            .values("symbol")
+            .annotate(held_count=Count("id"), held_qty=Sum("qty"), held_cost=Sum(cost))
+            .order_by()
+        )
+        return cls(
+            (row["symbol"], (row["held_count"], row["held_qty"], row["held_cost"])) for row in rows
+        )
+
+    def totals(self, prices: dict[str, Decimal]) -> OpenTotals:
+        priced = [(prices[symbol], held) for symbol, held in self.items() if symbol in prices]
+        count = sum(held[0] for held in self.values())
+        if not priced:
+            return OpenTotals(count, None, None, count)
+        market_value = sum((price * qty for price, (_, qty, _) in priced), Decimal(0))
+        cost = sum((cost for _, (_, _, cost) in priced), Decimal(0))
+        unpriced = count - sum(held[0] for _, held in priced)
+        return OpenTotals(count, market_value, to_cents(market_value - cost), unpriced)
+
+
+def realized_total() -> Decimal | None:
+    """Realized P&L over all closed positions (None: none closed yet)."""
+    return Position.objects.filter(is_open=False).aggregate(total=Sum("realized_pnl"))["total"]
 
 
 @dataclass(frozen=True)

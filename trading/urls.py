@@ -6,6 +6,7 @@ app_name = "trading"
 
 urlpatterns = [
     path("trades/", views.trade_list, name="trades"),
+    path("trades/bots/", views.bot_name_options, name="bot-names"),
     path("trades/<int:pk>/", views.trade_detail, name="trade-detail"),
     path("positions/", views.position_list, name="positions"),
     path("positions/<int:pk>/close/", views.close_position, name="close-position"),

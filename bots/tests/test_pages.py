@@ -1,6 +1,8 @@
 """The bot pages: list, form with inline validation, detail, lifecycle buttons, delete."""
 
+import re
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 from django.urls import reverse
@@ -9,6 +11,7 @@ from bots.models import Bot, BotStatusChange
 from bots.schema import StrategyConfig
 from bots.tests.conftest import bot_form_data
 from bots.tests.factories import BotFactory
+from tradebots.tests.live_pages import declarations
 from trading.models import Trade
 from trading.tests.factories import PositionFactory, TradeFactory
 
@@ -42,6 +45,44 @@ def test_list_query_count_does_not_grow_with_the_number_of_bots(
         response = user_client.get(reverse("bots:list"))
 
     assert response.content.decode().count('class="card bot-card') == 32
+
+
+def _card_ids(html: str) -> list[str]:
+    return re.findall(r'<article id="bot-([0-9a-f-]{36})"', html)
+
+
+def test_the_list_shows_fifty_cards_a_page_by_name(
+    user_client, buying_power, django_assert_max_num_queries
+):
+    buying_power("1000000")
+    names = [f"Bot {n:03}" for n in range(53)]
+    by_name = {BotFactory(name=name).pk: name for name in reversed(names)}
+    with django_assert_max_num_queries(20) as first_queries:
+        first = user_client.get(reverse("bots:list")).content.decode()
+    link = re.search(
+        r'<a href="(/bots/\?cursor=[^"]+)" hx-get="[^"]+" hx-target="#bots-page"', first
+    )
+
+    with django_assert_max_num_queries(len(first_queries.captured_queries)):
+        second = user_client.get(
+            link[1], headers={"HX-Request": "true", "HX-Target": "bots-page"}
+        ).content.decode()
+
+    assert [by_name[UUID(pk)] for pk in _card_ids(first)] == names[:50]
+    assert [by_name[UUID(pk)] for pk in _card_ids(second)] == names[50:]
+    assert "<html" not in second and 'rel="first">← First</a>' in second
+    # Each page's socket watches only the cards it shows.
+    assert declarations(first)["bots"]["rows"] == _card_ids(first)
+    assert declarations(second)["bots"]["rows"] == _card_ids(second)
+
+
+def test_a_bots_page_link_not_handed_out_shows_the_first_page(user_client, buying_power):
+    buying_power("100000")
+    bot = BotFactory()
+
+    html = user_client.get(reverse("bots:list"), {"cursor": "not-a-cursor"}).content.decode()
+
+    assert _card_ids(html) == [str(bot.pk)]
 
 
 def test_new_bot_form_shows_available_capital_before_typing(user_client, buying_power):

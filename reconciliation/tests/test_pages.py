@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.template import Context, Template
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.tests.factories import UserFactory
@@ -16,7 +18,7 @@ from reconciliation.models import ReconciliationRun
 from tradebots.broker import OrderSide, get_broker
 from trading import orders
 
-from .helpers import ListBroker, make_order, unreachable
+from .helpers import ListBroker, held, make_order, unreachable
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +205,81 @@ def test_the_service_itself_refuses_an_impossible_window():
     with pytest.raises(ValidationError, match="on or after 1970-01-01"):
         a_run(since=datetime(1, 1, 1, tzinfo=UTC), broker=ListBroker([]))
     assert not ReconciliationRun.objects.exists()
+
+
+def _stored_run(discrepancies: int, unmanaged: int = 0) -> ReconciliationRun:
+    """A run as the service stores it, with ``discrepancies`` missing-at-the-broker trades."""
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    found = [
+        {
+            "kind": "missing_in_broker",
+            "label": "Missing at the broker",
+            "bot": {"id": None, "name": "Gone"},
+            "trade_id": n,
+            "order_id": f"order-{n}",
+            "client_order_id": f"bot-0badc0de-{n:08}",
+            "symbol": "AAPL",
+            "side": "buy",
+            "ours": "filled",
+            "broker": None,
+            "detail": f"Trade number {n} is not at the broker.",
+            "submitted_at": now.isoformat(),
+        }
+        for n in range(discrepancies)
+    ]
+    holdings = [
+        {"symbol": f"S{n}", "broker_qty": "5", "ours": "0", "qty": "5", "market_value": "50"}
+        for n in range(unmanaged)
+    ]
+    return ReconciliationRun.objects.create(
+        started_at=now,
+        finished_at=now,
+        trigger=ReconciliationRun.Trigger.SCHEDULE,
+        outcome=ReconciliationRun.Outcome.DISCREPANCIES,
+        discrepancies=found,
+        discrepancy_count=len(found),
+        unmanaged_holdings=holdings,
+        unmanaged_count=len(holdings),
+    )
+
+
+def _discrepancy_numbers(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r"Trade number (\d+) is not at the broker", html)]
+
+
+def test_a_runs_discrepancies_are_paged(user_client, django_assert_max_num_queries):
+    run = _stored_run(150)
+    url = reverse("reconciliation:run", args=[run.pk])
+
+    first = user_client.get(url).content.decode()
+    with django_assert_max_num_queries(10):
+        second = user_client.get(
+            url, {"page": "2"}, headers={**HTMX, "HX-Target": "discrepancies"}
+        ).content.decode()
+
+    assert _discrepancy_numbers(first) == list(range(100))
+    assert "Discrepancies (150)" in first and "Page 1 of 2" in first
+    assert 'href="?page=2" hx-get="?page=2" hx-target="#discrepancies"' in first
+    assert _discrepancy_numbers(second) == list(range(100, 150))
+    assert "<html" not in second and "Page 2 of 2" in second
+
+
+def test_the_dashboard_reads_the_last_runs_summary_without_its_lists(user_client):
+    run = _stored_run(300, unmanaged=2)
+
+    with CaptureQueriesContext(connection) as queries:
+        html = user_client.get(reverse("dashboard")).content.decode()
+
+    run_queries = [q["sql"] for q in queries if "reconciliation_reconciliationrun" in q["sql"]]
+    assert len(run_queries) == 1
+    for column in ReconciliationRun.LISTS:
+        assert f'"{column}"' not in run_queries[0]
+    assert "0 orders synced, 300 discrepancies found" in html
+    assert "2 unmanaged holdings" in html
+    assert reverse("reconciliation:run", args=[run.pk]) in html
+
+
+def test_a_run_stores_how_many_holdings_are_unmanaged():
+    run = a_run(broker=ListBroker([], positions=[held("TSLA", "4")]))
+
+    assert run.unmanaged_count == 1 == len(run.unmanaged_holdings)

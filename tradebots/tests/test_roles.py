@@ -29,6 +29,7 @@ READ_ONLY_VIEWS = {
     bot_views.bot_detail,
     trading_views.trade_list,
     trading_views.trade_detail,
+    trading_views.bot_name_options,
     trading_views.position_list,
     reconciliation_views.run_list,
     reconciliation_views.run_detail,

@@ -1,12 +1,18 @@
-"""The emergency SELL seen from two open pages, and the kill switch, in headless Chromium."""
+"""The emergency SELL seen from two open pages, the kill switch, an older page of open positions
+and the bot search box, in headless Chromium."""
 
+import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from bots.models import Bot
 from bots.tests.factories import BotFactory
+from trading import live_updates
 from trading.models import Position
+from trading.tests.factories import PositionFactory, TradeFactory
 
 pytestmark = pytest.mark.browser
 
@@ -84,3 +90,73 @@ def test_the_kill_switch_end_to_end(user, daphne_url, page, log_in, holding):
     page.wait_for_selector("#open-positions .position-row", state="detached")
     assert not Position.objects.filter(is_open=True).exists()
     assert not Bot.objects.filter(status=Bot.Status.RUNNING).exists()
+
+
+def _elsewhere(action):
+    """A change made by another process's code, from another thread (Playwright's event loop
+    owns this one)."""
+    from django.db import connection
+
+    def run():
+        try:
+            action()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+def test_an_older_page_of_open_positions_takes_its_rows_changes_and_no_new_rows(
+    user, daphne_url, page, log_in, transactional_db, wait_until_watching
+):
+    start = timezone.now() - timedelta(days=1)
+    positions = [
+        PositionFactory(opened_at=start + timedelta(minutes=n), entry_reason="RSI buy signal")
+        for n in range(52)
+    ]
+    oldest = positions[0]
+    log_in(page, daphne_url, user)
+    page.goto(daphne_url + "/trading/positions/")
+    wait_until_watching(page, "open-positions")
+    assert page.locator("#open-positions .position-row").count() == 50
+    declared = int(page.get_attribute("#live-watching", "data-declarations"))
+
+    page.click("#open-positions-table a[rel=next]")
+
+    page.wait_for_selector(f"#position-{oldest.pk}")
+    page.wait_for_selector(f'#live-watching[data-declarations="{declared + 1}"]', state="attached")
+    assert page.locator("#open-positions .position-row").count() == 2
+
+    def change_the_oldest_and_open_a_new_one():
+        Position.objects.filter(pk=oldest.pk).update(entry_reason="Reviewed")
+        live_updates.position_changed(Position.objects.get(pk=oldest.pk))
+        live_updates.position_changed(PositionFactory())
+
+    _elsewhere(change_the_oldest_and_open_a_new_one)
+
+    page.wait_for_selector(f"#position-{oldest.pk} td:has-text('Reviewed')")
+    assert page.locator("#open-positions .position-row").count() == 2  # nothing inserted
+
+
+def test_the_bot_search_box_suggests_names_and_filters_the_trades(
+    user, daphne_url, page, log_in, transactional_db
+):
+    apple, tesla = BotFactory(name="Apple RSI"), BotFactory(name="Tesla breakout")
+    apple_trade, tesla_trade = TradeFactory(bot=apple), TradeFactory(bot=tesla)
+    log_in(page, daphne_url, user)
+    page.goto(daphne_url + "/trading/trades/")
+    page.wait_for_selector(f"#trade-{tesla_trade.pk}")
+
+    page.click("#id_bot_name")  # focusing it suggests the first names
+    page.wait_for_selector("#bot-names option[value='Tesla breakout']", state="attached")
+    page.keyboard.type("appl")
+
+    page.wait_for_selector("#bot-names option[value='Tesla breakout']", state="detached")
+    assert page.locator("#bot-names option").count() == 1
+    assert page.get_attribute("#bot-names option", "value") == "Apple RSI"
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#trade-{tesla_trade.pk}", state="detached")
+    assert page.is_visible(f"#trade-{apple_trade.pk}")
+    assert "bot_name=appl" in page.url

@@ -155,15 +155,68 @@ def test_a_filter_that_matches_nothing_says_so(user_client):
 
 
 @pytest.mark.django_db
-def test_the_filter_form_offers_bots_sides_and_statuses_and_keeps_the_choice(user_client):
+def test_the_filter_form_searches_bots_by_name_and_keeps_the_choice(user_client):
     bot = BotFactory(name="Picked")
 
     html = user_client.get(TRADES, {"bot": bot.pk, "status": "filled"}).content.decode()
 
-    assert f'<option value="{bot.pk}" selected>Picked (AAPL)</option>' in html
+    # A search box with suggestions, not a <select> of every bot; a bot's own link keeps its id.
+    assert '<select name="bot"' not in html
+    assert re.search(
+        r'<input type="text" name="bot_name" value="Picked"[^>]*list="bot-names"', html
+    )
+    assert f'<input type="hidden" name="bot" value="{bot.pk}"' in html
+    assert (
+        'hx-get="/trading/trades/bots/" hx-trigger="focus once, input changed delay:250ms"' in html
+    )
+    assert '<datalist id="bot-names"></datalist>' in html
     assert '<option value="filled" selected>Filled</option>' in html
     assert '<option value="sell">Sell</option>' in html
     assert 'hx-get="/trading/trades/" hx-target="#trades-table"' in html
+
+
+@pytest.mark.django_db
+def test_the_bot_search_box_filters_by_a_part_of_the_name(user_client):
+    apple, apple_two, tesla = (
+        BotFactory(name=name) for name in ("Apple RSI", "apple macd", "Tesla")
+    )
+    trades = {bot.name: TradeFactory(bot=bot) for bot in (apple, apple_two, tesla)}
+
+    html = user_client.get(TRADES, {"bot_name": "APPLE"}).content.decode()
+
+    assert set(_trade_ids(html)) == {trades["Apple RSI"].pk, trades["apple macd"].pk}
+    assert 'name="bot_name" value="APPLE"' in html
+    assert declarations(html)["trades"]["newest"] is False
+
+
+@pytest.mark.django_db
+def test_editing_or_clearing_the_name_of_a_linked_bot_drops_its_id(user_client):
+    linked, other = BotFactory(name="Linked"), BotFactory(name="Other")
+    linked_trade, other_trade = TradeFactory(bot=linked), TradeFactory(bot=other)
+
+    edited = user_client.get(TRADES, {"bot": linked.pk, "bot_name": "Oth"}).content.decode()
+    cleared = user_client.get(TRADES, {"bot": linked.pk, "bot_name": ""}).content.decode()
+    kept = user_client.get(TRADES, {"bot": linked.pk, "bot_name": "Linked"}).content.decode()
+
+    assert _trade_ids(edited) == [other_trade.pk]
+    assert set(_trade_ids(cleared)) == {linked_trade.pk, other_trade.pk}
+    assert _trade_ids(kept) == [linked_trade.pk]
+
+
+@pytest.mark.django_db
+def test_the_bot_search_suggests_at_most_twenty_matching_names(
+    user_client, django_assert_max_num_queries
+):
+    for n in range(25):
+        BotFactory(name=f"Grid {n:02}")
+    BotFactory(name="Other")
+
+    # The session, the user, the user's permissions (2, for its role), the names.
+    with django_assert_max_num_queries(5):
+        html = user_client.get(reverse("trading:bot-names"), {"bot_name": "grid"}, headers=HTMX)
+
+    names = re.findall(r'<option value="([^"]*)">', html.content.decode())
+    assert names == [f"Grid {n:02}" for n in range(20)]
 
 
 @pytest.mark.django_db
@@ -179,6 +232,12 @@ def test_an_htmx_filter_request_gets_only_the_table(user_client):
     assert "HX-Request" in response["Vary"]
 
 
+def _older_link(html: str) -> str:
+    match = re.search(r'<a href="([^"]+)" hx-get="[^"]+" hx-target="#[\w-]+"[^>]*rel="next">', html)
+    assert match, "no link to older rows"
+    return match.group(1).replace("&amp;", "&")
+
+
 @pytest.mark.django_db
 def test_pages_hold_fifty_trades_and_page_links_keep_the_filters(user_client):
     bot = BotFactory()
@@ -186,14 +245,47 @@ def test_pages_hold_fifty_trades_and_page_links_keep_the_filters(user_client):
     TradeFactory.create_batch(3, bot=bot, side="buy")
 
     first = user_client.get(TRADES, {"side": "sell"}).content.decode()
-    second = user_client.get(TRADES, {"side": "sell", "page": "2"}).content.decode()
+    older = _older_link(first)
+    second = user_client.get(older).content.decode()
 
     assert len(_trade_ids(first)) == 50
-    assert "Page 1 of 2 · 55 trades" in first
-    assert 'href="/trading/trades/?side=sell&amp;page=2"' in first
+    assert older.startswith("/trading/trades/?side=sell&cursor=")
     assert len(_trade_ids(second)) == 5
-    assert 'href="/trading/trades/?side=sell&amp;page=1"' in second
+    assert 'href="/trading/trades/?side=sell" hx-get' in second  # back to the newest
+    assert 'rel="next"' not in second
     assert not set(_trade_ids(first)) & set(_trade_ids(second))
+    # Page 2 declares its own rows only, and takes no new rows on top.
+    assert declarations(second)["trades"] == {
+        "rows": [str(pk) for pk in _trade_ids(second)],
+        "newest": False,
+    }
+
+
+@pytest.mark.django_db
+def test_an_older_page_stays_the_same_when_new_trades_arrive(user_client):
+    TradeFactory.create_batch(60)
+    first = user_client.get(TRADES).content.decode()
+    older = _older_link(first)
+    before = _trade_ids(user_client.get(older).content.decode())
+
+    TradeFactory.create_batch(7)  # newer than everything: OFFSET pages would shift by 7
+
+    assert _trade_ids(user_client.get(older).content.decode()) == before
+    assert before == sorted(before, reverse=True) and max(before) < min(_trade_ids(first))
+
+
+@pytest.mark.django_db
+def test_a_deep_page_costs_the_queries_of_the_first(user_client, django_assert_max_num_queries):
+    TradeFactory.create_batch(120)
+    with django_assert_max_num_queries(10) as first:
+        html = user_client.get(TRADES).content.decode()
+    second = _older_link(html)
+    with django_assert_max_num_queries(len(first.captured_queries)):
+        third = _older_link(user_client.get(second).content.decode())
+    with django_assert_max_num_queries(len(first.captured_queries)) as deep:
+        user_client.get(third)
+
+    assert not any("OFFSET" in query["sql"] for query in deep.captured_queries)
 
 
 @pytest.mark.django_db
@@ -245,16 +337,16 @@ def test_a_malformed_page_number_shows_the_first_page(user_client, page):
 
 
 @pytest.mark.django_db
-def test_a_page_past_the_end_is_a_clear_empty_page(user_client):
-    TradeFactory.create_batch(3, side="buy")
+@pytest.mark.parametrize("cursor", ["abc", "WzFd", "W10", "!!"])
+def test_a_cursor_not_handed_out_shows_the_first_page_with_a_notice(user_client, cursor):
+    trade = TradeFactory()
 
-    response = user_client.get(TRADES, {"side": "buy", "page": "999"})
+    response = user_client.get(TRADES, {"cursor": cursor})
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert _trade_ids(html) == []
-    assert "There is no page 999: these trades fill 1 page." in html
-    assert 'href="/trading/trades/?side=buy">Go to the first page' in html
+    assert _trade_ids(html) == [trade.pk]
+    assert "Ignored a filter value that is not valid (cursor)" in html
 
 
 @pytest.mark.django_db
@@ -388,9 +480,10 @@ def test_prices_are_asked_for_once_for_all_open_symbols(
         PositionFactory(bot=BotFactory(symbol=symbol))
     PositionFactory.create_batch(3, closed=True)
 
-    # 15: one of them sums what the bots' open buys may still add, for the unmanaged figure;
-    # two read the user's permissions (its own and its groups'), once a request, for its role.
-    with django_assert_max_num_queries(15):
+    # 16: one of them sums what the bots' open buys may still add, for the unmanaged figure;
+    # one sums all open positions per symbol, for the totals; two read the user's permissions
+    # (its own and its groups'), once a request, for its role.
+    with django_assert_max_num_queries(16):
         html = user_client.get(POSITIONS).content.decode()
 
     assert calls == [["AAPL", "MSFT", "SPY"]]
@@ -471,6 +564,96 @@ def test_closed_positions_are_paged(user_client, latest_prices):
     assert "There is no page 9 of closed positions." in past_end
 
 
+def _position_ids(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr id="position-(\d+)"', html)]
+
+
+def _open_positions(count: int, symbols=("AAPL", "MSFT")) -> list[Position]:
+    """``count`` open positions of as many bots, one a minute, newest last."""
+    start = timezone.now() - timedelta(days=1)
+    return [
+        PositionFactory(
+            bot=BotFactory(symbol=symbols[n % len(symbols)]),
+            qty=Decimal("2"),
+            avg_entry_price=Decimal("100"),
+            opened_at=start + timedelta(minutes=n),
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.django_db
+def test_open_positions_are_paged_newest_first_with_totals_over_all_of_them(
+    user_client, latest_prices
+):
+    calls = latest_prices({"AAPL": "110", "MSFT": "95.5"})
+    positions = _open_positions(53)
+    newest_first = [position.pk for position in reversed(positions)]
+
+    first = user_client.get(POSITIONS).content.decode()
+    older = _older_link(first)
+    second = user_client.get(
+        older, headers={**HTMX, "HX-Target": "open-positions-table"}
+    ).content.decode()
+
+    assert _position_ids(first) == newest_first[:50]
+    assert older.startswith("/trading/positions/?open=")
+    assert _position_ids(second) == newest_first[50:] and "<html" not in second
+    assert 'rel="first">← Newest</a>' in second and 'rel="next"' not in second
+    # Totals over all 53 (27 AAPL +$20 each, 26 MSFT -$9 each), one price call for all symbols.
+    assert calls[0] == ["AAPL", "MSFT"]
+    assert re.search(r"Open positions</span> <strong>53</strong>", first)
+    assert "$10,906.00" in first  # 27 × 2 × 110 + 26 × 2 × 95.5
+    assert "$306.00" in first  # 27 × 20 − 26 × 9
+    # Each page declares only its rows; only the first takes new positions on top.
+    assert declarations(first)["open-positions"] == {
+        "rows": [str(pk) for pk in newest_first[:50]],
+        "newest": True,
+    }
+    assert declarations(second)["open-positions"] == {
+        "rows": [str(pk) for pk in newest_first[50:]],
+        "newest": False,
+    }
+
+
+@pytest.mark.django_db
+def test_an_older_page_of_open_positions_keeps_its_rows_when_new_ones_open(
+    user_client, latest_prices
+):
+    latest_prices({"AAPL": "110", "MSFT": "95.5"})
+    _open_positions(55)
+    older = _older_link(user_client.get(POSITIONS).content.decode())
+    before = _position_ids(user_client.get(older).content.decode())
+
+    PositionFactory.create_batch(4, opened_at=timezone.now())
+
+    assert _position_ids(user_client.get(older).content.decode()) == before
+    assert len(before) == 5
+
+
+@pytest.mark.django_db
+def test_the_positions_page_costs_the_same_queries_with_more_positions(
+    user_client, latest_prices, django_assert_max_num_queries
+):
+    calls = latest_prices({"AAPL": "110", "MSFT": "95.5", "SPY": "500"})
+    _open_positions(3)
+    PositionFactory.create_batch(2, closed=True)
+    with django_assert_max_num_queries(20) as few:
+        user_client.get(POSITIONS)
+    _open_positions(70, symbols=("AAPL", "MSFT", "SPY"))
+    PositionFactory.create_batch(60, closed=True)
+    calls.clear()
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = user_client.get(POSITIONS).content.decode()
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        user_client.get(_older_link(html), headers={**HTMX, "HX-Target": "open-positions-table"})
+
+    assert len(calls) == 2  # one for the whole page and its totals, one for the older page
+    assert html.count('class="position-row"') == 50
+    assert html.count('class="position-row closed"') == 50
+
+
 # Admin
 
 
@@ -491,6 +674,25 @@ def test_the_admin_shows_the_books_read_only(admin_client):
     delete_url = reverse("admin:trading_position_delete", args=[position.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     assert Position.objects.filter(pk=position.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_trade_list_runs_no_date_truncation_and_no_full_count(
+    admin_client, django_assert_max_num_queries
+):
+    TradeFactory.create_batch(3)
+    with django_assert_max_num_queries(20) as few:
+        admin_client.get(reverse("admin:trading_trade_changelist"), {"side": "buy"})
+    TradeFactory.create_batch(30)
+
+    with django_assert_max_num_queries(len(few.captured_queries)) as many:
+        response = admin_client.get(reverse("admin:trading_trade_changelist"), {"side": "buy"})
+
+    sql = " ".join(query["sql"] for query in many.captured_queries)
+    assert response.status_code == 200
+    assert "DATE_TRUNC" not in sql.upper() and "django_datetime_trunc" not in sql
+    # One count of the filtered rows for the pages; none of the whole table ("of N total").
+    assert sql.count("COUNT(*)") == 1
 
 
 # Live updates
