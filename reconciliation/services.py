@@ -64,6 +64,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Case, DateTimeField, Q, Sum, When
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -120,6 +121,45 @@ KIND_LABELS = {
     Kind.PRICE_MISMATCH: "Price differs",
     Kind.QTY_MISMATCH: "Quantity differs",
     Kind.POSITION_MISMATCH: "Holding differs",
+}
+
+# What each kind means, and what the trader does about it (the report and the page say both).
+KIND_GUIDANCE = {
+    Kind.MISSING_IN_DB: (
+        "The broker has an order with one of our client_order_ids that our books have no Trade "
+        "for: typically the app stopped between sending an order and recording it.",
+        "Look at the order in the broker's dashboard. If it filled, what it bought shows on "
+        "Positions as unmanaged: keep it, or close it there with its SELL.",
+    ),
+    Kind.MISSING_IN_BROKER: (
+        "Our books have a Trade the broker does not report: it never arrived, or it is older "
+        "than the window checked.",
+        "If the trade is recent and still open, the order sync settles it within minutes. If "
+        "it persists, widen the window (Since / Closed orders back) and check again; a trade "
+        "the broker never had did not execute.",
+    ),
+    Kind.STATUS_MISMATCH: (
+        "The order's status differs between our books and the broker (e.g. filled there, "
+        "open here).",
+        "Usually an order still in flight: the order sync settles it (or run "
+        "`manage.py sync_orders`). If it stays, check the order at the broker.",
+    ),
+    Kind.PRICE_MISMATCH: (
+        "The average fill price differs between our books and the broker.",
+        "Realized P&L of that trade is off by the difference. Run the order sync; if it "
+        "stays, the broker's price is the true one.",
+    ),
+    Kind.QTY_MISMATCH: (
+        "The filled quantity differs: usually a partial fill not booked yet.",
+        "The order sync books the rest. If it stays, the bot's position is off: compare it "
+        "with the broker's holding on Positions.",
+    ),
+    Kind.POSITION_MISMATCH: (
+        "What our bots hold of a symbol differs from the broker's holding of it.",
+        "If the broker holds more, the excess is on Positions as unmanaged (with its own "
+        "SELL). If it holds less, a position was closed outside the app: sell it in the app "
+        "to bring the books back in line.",
+    ),
 }
 
 # Our books say the broker never had these (refused outright, or abandoned before sending).
@@ -719,8 +759,10 @@ def _tell_open_pages(run: ReconciliationRun) -> None:
         noun = "discrepancy" if count == 1 else "discrepancies"
         live.toast(
             f"Reconciliation found {count} new {noun} between our books and the broker's "
-            f"orders or holdings ({run.discrepancy_count} in all). See the Reconciliation page.",
+            f"orders or holdings ({run.discrepancy_count} in all).",
             "warning",
+            link=(reverse("reconciliation:run", args=[run.pk]), "See the report"),
+            sticky=True,
         )
 
 

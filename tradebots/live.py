@@ -252,15 +252,21 @@ def broadcast(group: str, template_name: str, context: dict | None = None) -> No
     send_html(group, render_to_string(template_name, context or {}))
 
 
-def render_toast(message: str, level: str = "info") -> str:
+def render_toast(
+    message: str, level: str = "info", *, link: tuple[str, str] | None = None, sticky=False
+) -> str:
+    """A toast; ``link`` is (url, text) shown after the message; a ``sticky`` one stays until
+    dismissed."""
     if level not in TOAST_LEVELS:
         raise ValueError(f"Unknown toast level {level!r}")
-    return render_to_string("partials/toast.html", {"message": message, "level": level})
+    url, text = link or ("", "")
+    context = {"message": message, "level": level, "link_url": url, "link_text": text}
+    return render_to_string("partials/toast.html", {**context, "sticky": sticky})
 
 
-def toast(message: str, level: str = "info") -> None:
-    """A toast on every open page."""
-    send_html(TOASTS_GROUP, render_toast(message, level))
+def toast(message: str, level: str = "info", **options) -> None:
+    """A toast on every open page (``options``: see ``render_toast``)."""
+    send_html(TOASTS_GROUP, render_toast(message, level, **options))
 
 
 def toast_on_commit(message: str, level: str = "info") -> None:

@@ -22,3 +22,21 @@ def sync_panel(context):
 def isotime(value):
     """A datetime stored as ISO text in a run's JSON, back as a datetime for |date."""
     return parse_datetime(value) if isinstance(value, str) else value
+
+
+@register.filter
+def kind_meaning(kind: str) -> str:
+    return services.KIND_GUIDANCE[services.Kind(kind)][0]
+
+
+@register.inclusion_tag("reconciliation/partials/kind_guide.html")
+def kind_guide(discrepancies):
+    """What each kind of discrepancy in the list means and what to do, once per kind."""
+    present = {d["kind"] for d in discrepancies}
+    return {
+        "kinds": [
+            {"label": services.KIND_LABELS[kind], "meaning": meaning, "action": action}
+            for kind, (meaning, action) in services.KIND_GUIDANCE.items()
+            if kind in present
+        ]
+    }

@@ -66,4 +66,14 @@ def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page,
         )
     )
     page.wait_for_selector("#sync-last-run:has-text('scheduled')")
-    page.wait_for_selector(".toast-warning:has-text('1 new discrepancy')")
+    toast = page.wait_for_selector(".toast-warning:has-text('1 new discrepancy')")
+    # It links to the run's report, and stays until dismissed (other toasts go by themselves).
+    run = ReconciliationRun.objects.filter(trigger=ReconciliationRun.Trigger.SCHEDULE).get()
+    assert toast.query_selector("a").get_attribute("href") == f"/reconciliation/runs/{run.pk}/"
+    page.wait_for_timeout(6500)
+    assert toast.is_visible()
+    toast.query_selector("[data-dismiss-toast]").click()
+    page.wait_for_selector(".toast-warning", state="detached")
+    # The report says what each kind means and what to do.
+    page.goto(f"{daphne_url}/reconciliation/runs/{run.pk}/")
+    assert "What to do:" in page.inner_text(".kind-guide")

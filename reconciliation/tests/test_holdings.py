@@ -217,7 +217,9 @@ def test_an_in_flight_sell_covers_only_its_own_quantity():
 @pytest.mark.django_db
 def test_a_holding_mismatch_is_toasted_once_per_symbol(monkeypatch):
     toasts = []
-    monkeypatch.setattr(services.live, "toast", lambda message, level="info": toasts.append(1))
+    monkeypatch.setattr(
+        services.live, "toast", lambda message, level="info", **options: toasts.append(1)
+    )
     position = PositionFactory(qty=Decimal("10"))
     schedule = ReconciliationRun.Trigger.SCHEDULE
 

@@ -55,6 +55,11 @@
 // (Escape cancels natively); a button with data-closes-dialog inside closes it. A SELL button
 // (data-confirm-sell) fills the page's one #sell-dialog with its URL, question and label.
 document.addEventListener("click", function (event) {
+  var dismiss = event.target.closest("[data-dismiss-toast]");
+  if (dismiss) {
+    dismiss.closest(".toast").remove();
+    return;
+  }
   var seller = event.target.closest("[data-confirm-sell]");
   if (seller) {
     var sellDialog = document.getElementById("sell-dialog");

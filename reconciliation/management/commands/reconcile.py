@@ -102,3 +102,9 @@ class Command(BaseCommand):
                     f"  {o['client_order_id']:<38} {o['side']:<4} {o['qty']} {o['symbol']} "
                     f"{o['status']}{price}"
                 )
+        kinds = {d["kind"] for d in run.discrepancies}
+        if kinds:
+            self.stdout.write("\nWhat they mean and what to do:")
+            for kind, (meaning, action) in services.KIND_GUIDANCE.items():
+                if kind in kinds:
+                    self.stdout.write(f"- {services.KIND_LABELS[kind]}: {meaning} {action}")
