@@ -81,6 +81,8 @@ def bot_detail(request, pk):
         "bot": bot,
         "history": bot.status_changes.all()[:STATUS_HISTORY_LENGTH],
         "live_group": live.bot_group(bot.pk),
+        # Delete is offered only when it would be accepted; otherwise the page says why.
+        "deletion_refusal": services.deletion_refusal(bot),
     }
     try:
         strategy = StrategyConfig.model_validate(bot.strategy)

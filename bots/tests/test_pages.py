@@ -417,3 +417,18 @@ def test_a_card_says_new_trades_win_rate_last_decision_and_next_evaluation(user_
     assert '67% <span class="muted small">of 3</span>' in busy_card
     assert "Hold</span> · No signal (RSI 48.20)" in busy_card
     assert '<time datetime="2026-11-30T15:01:00+00:00">' in busy_card
+
+
+@pytest.mark.django_db
+def test_a_running_bots_delete_is_disabled_with_the_reason(user_client):
+    running = BotFactory(name="Busy", status=Bot.Status.RUNNING)
+    idle = BotFactory(name="Idle")
+
+    busy_page = user_client.get(reverse("bots:detail", args=[running.pk])).content.decode()
+    idle_page = user_client.get(reverse("bots:detail", args=[idle.pk])).content.decode()
+
+    assert reverse("bots:delete", args=[running.pk]) not in busy_page
+    assert 'data-testid="deletion-refusal">Stop &#x27;Busy&#x27; before deleting it.<' in busy_page
+    assert (
+        f'href="{reverse("bots:delete", args=[idle.pk])}" class="danger-link">Delete<' in idle_page
+    )

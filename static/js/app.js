@@ -80,3 +80,45 @@ document.addEventListener("click", function (event) {
   var closer = event.target.closest("[data-closes-dialog]");
   if (closer) closer.closest("dialog").close();
 });
+
+// Times: every <time datetime> is shown in the browser's time zone, with the zone named, and
+// hovering it shows UTC. The server writes UTC; the precision of its text (date or not, seconds
+// or not) is kept. Runs on the page and on every fragment htmx or a live update brings in.
+(function () {
+  "use strict";
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function zoneName(when) {
+    var part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+      .formatToParts(when).find(function (p) { return p.type === "timeZoneName"; });
+    return part ? part.value : "";
+  }
+
+  function localText(when, serverText) {
+    var time = pad(when.getHours()) + ":" + pad(when.getMinutes());
+    if (/\d:\d\d:\d\d/.test(serverText)) time += ":" + pad(when.getSeconds());
+    var date = "";
+    if (/\d{4}-\d\d-\d\d/.test(serverText)) {
+      date = when.getFullYear() + "-" + pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " ";
+    } else if (/[A-Za-z]{3}/.test(serverText)) {
+      date = when.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" }) + ", ";
+    }
+    return date + time + " " + zoneName(when);
+  }
+
+  function localize(root) {
+    if (!root || !root.querySelectorAll) return;
+    var times = Array.prototype.slice.call(root.querySelectorAll("time[datetime]"));
+    if (root.matches && root.matches("time[datetime]")) times.push(root);
+    times.forEach(function (el) {
+      if (el.hasAttribute("data-local")) return;
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) return;
+      el.textContent = localText(when, el.textContent);
+      el.title = when.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+      el.setAttribute("data-local", "");
+    });
+  }
+
+  document.addEventListener("htmx:load", function (event) { localize(event.detail.elt); });
+})();

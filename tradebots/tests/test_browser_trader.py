@@ -3,6 +3,7 @@ failed on the code before its fix."""
 
 import threading
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -210,3 +211,27 @@ def test_an_unmanaged_sell_takes_its_row_off_every_open_positions_page(
     page.wait_for_selector(".toast-success")
     for tab in (page, watcher):
         tab.wait_for_selector(row, state="detached")
+
+
+def test_times_show_in_the_users_time_zone_with_utc_on_hover(
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in
+):
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    from trading.models import Position
+    from trading.orders import place_order
+
+    buying_power("100000")
+    bot = BotFactory(name="Zoned", symbol="AAPL", status=Bot.Status.RUNNING)
+    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    opened_at = Position.objects.get(bot=bot).opened_at
+    new_york = page.context.browser.new_context(timezone_id="America/New_York")
+    tab = new_york.new_page()
+    log_in(tab, daphne_url, user)
+    tab.goto(f"{daphne_url}/trading/positions/")
+
+    opened = tab.locator(".position-row [data-label=Opened] time")
+    tab.wait_for_selector(".position-row [data-label=Opened] time[data-local]")
+    local = opened_at.astimezone(ZoneInfo("America/New_York"))
+    assert opened.inner_text() == f"{local:%Y-%m-%d %H:%M} {local:%Z}"  # EST or EDT
+    assert opened.get_attribute("title") == f"{opened_at:%Y-%m-%d %H:%M:%S} UTC"
+    new_york.close()
