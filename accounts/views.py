@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from tradebots import health
 from trading.engine import market_status
+from trading.selectors import realized_pnl_series
 
 from .services import account_summary
 
@@ -21,6 +22,7 @@ def dashboard(request):
             "status": health.system_status(),
             "market": market_status(),
             "account": account_summary(),
+            "pnl_series": realized_pnl_series(),
         },
     )
 

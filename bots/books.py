@@ -36,6 +36,10 @@ class Books(Protocol):
     def open_holdings(self, bot_ids: list) -> tuple[dict, dict]:
         """({bot id: open position}, {bot id: [open trades, oldest first]}) of these bots."""
 
+    def realized_pnl_series(self, bot_id=None) -> list[dict]:
+        """Cumulative realized P&L over time (a bot's, or the account's), oldest first:
+        [{"time": unix seconds, "value": decimal string}]."""
+
     def fills(self, bot_ids: list, since: datetime) -> dict[object, list[Fill]]:
         """{bot id: [its fills at or after ``since``, oldest first]} of these bots (the bot
         page's chart marks them), in one query."""

@@ -14,6 +14,7 @@ from tradebots.pagination import InvalidCursor, Keyset
 from tradebots.permissions import trade_required
 
 from . import charts, services
+from .books import books
 from .forms import BotForm
 from .models import Bot
 from .schema import (
@@ -83,6 +84,7 @@ def bot_detail(request, pk):
         "live_group": live.bot_group(bot.pk),
         # Delete is offered only when it would be accepted; otherwise the page says why.
         "deletion_refusal": services.deletion_refusal(bot),
+        "pnl_series": books().realized_pnl_series(bot.pk),
     }
     try:
         strategy = StrategyConfig.model_validate(bot.strategy)

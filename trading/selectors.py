@@ -121,3 +121,31 @@ def fills(bot_ids: list, since: datetime) -> dict:
     for bot_id, side, qty, price, fill_time in list(trades)[::-1]:
         found.setdefault(bot_id, []).append(Fill(side, qty, price, fill_time))
     return found
+
+
+MAX_PNL_POINTS = 2000
+
+
+def realized_pnl_series(bot_id=None) -> list[dict]:
+    """Cumulative realized P&L after each closed position (one bot's, or all), oldest first,
+    for a line chart: [{"time": unix seconds, "value": "12.50"}]. Positions closed in the same
+    second are one point; beyond MAX_PNL_POINTS, one point per day (the sums stay exact)."""
+    closed = Position.objects.filter(is_open=False, closed_at__isnull=False)
+    if bot_id is not None:
+        closed = closed.filter(bot_id=bot_id)
+    rows = closed.order_by("closed_at", "id").values_list("closed_at", "realized_pnl")
+    by_instant: dict[int, Decimal] = {}
+    for closed_at, pnl in rows.iterator(chunk_size=2000):
+        second = int(closed_at.timestamp())
+        by_instant[second] = by_instant.get(second, ZERO) + (pnl or ZERO)
+    if len(by_instant) > MAX_PNL_POINTS:
+        by_day: dict[int, Decimal] = {}
+        for second, pnl in by_instant.items():
+            day = second - second % 86400
+            by_day[day] = by_day.get(day, ZERO) + pnl
+        by_instant = by_day
+    points, total = [], ZERO
+    for second in sorted(by_instant):
+        total += by_instant[second]
+        points.append({"time": second, "value": str(total.quantize(Decimal("0.01")))})
+    return points

@@ -235,3 +235,22 @@ def test_times_show_in_the_users_time_zone_with_utc_on_hover(
     assert opened.inner_text() == f"{local:%Y-%m-%d %H:%M} {local:%Z}"  # EST or EDT
     assert opened.get_attribute("title") == f"{opened_at:%Y-%m-%d %H:%M:%S} UTC"
     new_york.close()
+
+
+def test_realized_pnl_over_time_is_drawn_for_a_bot_and_the_account(
+    transactional_db, user, daphne_url, page, log_in
+):
+    from trading.tests.factories import PositionFactory
+
+    bot = BotFactory(name="Charted")
+    for pnl in ("12.50", "-3.00"):
+        PositionFactory(bot=bot, closed=True, realized_pnl=Decimal(pnl))
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    log_in(page, daphne_url, user)
+
+    page.wait_for_selector("[data-pnl-chart][data-chart-ready] canvas", state="attached")
+    assert page.get_attribute("[data-pnl-chart]", "data-chart-ready") in ("1", "2")
+    page.goto(f"{daphne_url}/bots/{bot.pk}/")
+    page.wait_for_selector("[data-pnl-chart][data-chart-ready] canvas", state="attached")
+    assert errors == []

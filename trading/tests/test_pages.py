@@ -875,3 +875,29 @@ def test_no_prices_no_push(monkeypatch):
 
     assert live_updates.push_position_values() == 0
     assert sent == []
+
+
+@pytest.mark.django_db
+def test_realized_pnl_over_time_is_cumulative_per_bot_or_account(monkeypatch):
+    from trading import selectors
+
+    first, second = BotFactory(), BotFactory()
+    start = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+    for bot, minutes, pnl in [(first, 0, "10"), (second, 1, "-4"), (first, 2, "2.5")]:
+        PositionFactory(
+            bot=bot,
+            closed=True,
+            realized_pnl=Decimal(pnl),
+            closed_at=start + timedelta(minutes=minutes),
+        )
+    PositionFactory(bot=first)  # open: not realized
+    seconds = int(start.timestamp())
+
+    assert selectors.realized_pnl_series() == [
+        {"time": seconds, "value": "10.00"},
+        {"time": seconds + 60, "value": "6.00"},
+        {"time": seconds + 120, "value": "8.50"},
+    ]
+    assert [p["value"] for p in selectors.realized_pnl_series(first.pk)] == ["10.00", "12.50"]
+    monkeypatch.setattr(selectors, "MAX_PNL_POINTS", 2)  # beyond it, one point a day
+    assert selectors.realized_pnl_series() == [{"time": seconds - seconds % 86400, "value": "8.50"}]
