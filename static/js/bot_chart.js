@@ -163,9 +163,11 @@
     el.style.height = PRICE_PANE_HEIGHT + OSCILLATOR_PANE_HEIGHT * panes.length + "px";
     if (getComputedStyle(el).position === "static") el.style.position = "relative";
 
+    var zone = window.chartLocalTime || {};
     var chart = LWC.createChart(el, {
       autoSize: true,
-      timeScale: { timeVisible: true, secondsVisible: false },
+      timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: zone.tickMarkFormatter },
+      localization: { timeFormatter: zone.timeFormatter },
       crosshair: { mode: LWC.CrosshairMode.Normal },
     });
     var state = { chart: chart, layout: layoutOf(data), series: [], notes: {} };
