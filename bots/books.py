@@ -36,6 +36,10 @@ class Books(Protocol):
     def open_holdings(self, bot_ids: list) -> tuple[dict, dict]:
         """({bot id: open position}, {bot id: [open trades, oldest first]}) of these bots."""
 
+    def remembered_prices(self) -> dict:
+        """{symbol: Decimal}: the latest prices the Positions valuation read from the broker
+        (no broker call; empty when none is known yet)."""
+
     def realized_pnl_series(self, bot_id=None) -> list[dict]:
         """Cumulative realized P&L over time (a bot's, or the account's), oldest first:
         [{"time": unix seconds, "value": decimal string}]."""

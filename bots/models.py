@@ -120,6 +120,16 @@ class Bot(models.Model):
         return "New" if self.is_new else self.get_status_display()
 
     @property
+    def unrealized_pnl(self) -> Decimal | None:
+        """The open position's P&L at the last price read (``services.with_latest_prices``
+        sets it); None when flat or no price is known."""
+        price = getattr(self, "latest_price", None)
+        position = self.open_position
+        if price is None or position is None:
+            return None
+        return (price - position.avg_entry_price) * position.qty
+
+    @property
     def win_rate(self) -> Decimal | None:
         """Share of closed positions (``with_figures``) that made money, in percent."""
         closed = getattr(self, "closed_positions", 0)

@@ -507,11 +507,21 @@ def broadcast_bot(bot: Bot) -> None:
     transaction.on_commit(lambda: live.push_each("bot-cards", bot.pk, render_bot_cards))
 
 
+def with_latest_prices(bots):
+    """The bots, each with ``latest_price`` (the last price read for its symbol, no broker
+    call) for its card's unrealized P&L."""
+    prices = books().remembered_prices()
+    bots = list(bots)
+    for bot in bots:
+        bot.latest_price = prices.get(bot.symbol)
+    return bots
+
+
 def render_bot_cards(bot_ids) -> list[live.Push]:
     """Fresh cards of these bots, read in one query (a tick may change hundreds): each for the
     bots list (a row of table ``bots``, never inserted) and for the bot's own page."""
     pushes = []
-    for fresh in Bot.objects.with_figures().filter(pk__in=list(bot_ids)):
+    for fresh in with_latest_prices(Bot.objects.with_figures().filter(pk__in=list(bot_ids))):
         card = render_to_string(BOT_CARD, {"bot": fresh, "oob": True})
         pushes += [
             live.Row("bots", str(fresh.pk), replace=card),

@@ -51,6 +51,7 @@ def bot_list(request):
     except InvalidCursor:
         cursor = None
         bots, more = BOTS_KEYSET.page(Bot.objects.with_figures(), None, BOTS_PER_PAGE)
+    bots = services.with_latest_prices(bots)
     context = {"bots": bots, "first_page": cursor is None, "next_cursor": more}
     if request.htmx and not request.htmx.boosted and request.htmx.target == BOTS_PAGE_ID:
         response = render(request, "bots/list.html#bots-page", context)
@@ -77,7 +78,7 @@ def _strategy_summary(strategy: StrategyConfig) -> dict:
 
 @require_GET
 def bot_detail(request, pk):
-    bot = get_object_or_404(Bot.objects.with_figures(), pk=pk)
+    (bot,) = services.with_latest_prices([get_object_or_404(Bot.objects.with_figures(), pk=pk)])
     context = {
         "bot": bot,
         "history": bot.status_changes.all()[:STATUS_HISTORY_LENGTH],
@@ -188,7 +189,7 @@ def bot_action(request, pk, action):
         return HttpResponseRedirect(_next_or(request, reverse("bots:detail", args=[bot.pk])))
     # Both out of band (the buttons' form swaps nothing itself): the card wherever the page
     # shows it, the toast in #toasts.
-    bot = Bot.objects.with_figures().get(pk=bot.pk)
+    (bot,) = services.with_latest_prices(Bot.objects.with_figures().filter(pk=bot.pk))
     html = render_to_string(services.BOT_CARD, {"bot": bot, "oob": True}, request=request)
     return HttpResponse(html + feedback)
 

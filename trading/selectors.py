@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from bots.books import Fill
 
 from .models import Position, Trade
+from .positions import remembered_prices  # noqa: F401 - part of the books bots reads
 
 ZERO = Decimal(0)
 # Wide enough for qty (9 places) × price (4 places) without rounding away a cent.

@@ -420,6 +420,22 @@ def test_a_card_says_new_trades_win_rate_last_decision_and_next_evaluation(user_
 
 
 @pytest.mark.django_db
+def test_a_card_shows_unrealized_pnl_at_the_last_price_read(user_client):
+    from django.core.cache import cache
+
+    from trading.positions import remember_prices
+
+    cache.clear()
+    holder = BotFactory(name="Holder", symbol="AAPL")
+    PositionFactory(bot=holder, symbol="AAPL", qty=Decimal("2"), avg_entry_price=Decimal("100"))
+    remember_prices({"AAPL": Decimal("103.50")})
+
+    html = user_client.get(reverse("bots:detail", args=[holder.pk])).content.decode()
+
+    assert 'data-testid="unrealized-pnl" class="pos">$7.00<' in html
+
+
+@pytest.mark.django_db
 def test_a_running_bots_delete_is_disabled_with_the_reason(user_client):
     running = BotFactory(name="Busy", status=Bot.Status.RUNNING)
     idle = BotFactory(name="Idle")
