@@ -21,3 +21,18 @@ class ApiToken(models.Model):
     def __str__(self):
         label = f" ({self.name})" if self.name else ""
         return f"{self.prefix}… for {self.user}{label}"
+
+
+class EquitySnapshot(models.Model):
+    """The broker account's value at a moment: the dashboard's account value over time. Taken
+    on a schedule (EQUITY_SNAPSHOT_MINUTES) and with every account refresh."""
+
+    taken_at = models.DateTimeField(db_index=True)
+    equity = models.DecimalField(max_digits=16, decimal_places=2)
+    cash = models.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        ordering = ["taken_at"]
+
+    def __str__(self):
+        return f"{self.equity} at {self.taken_at:%Y-%m-%d %H:%M}"

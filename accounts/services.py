@@ -2,12 +2,14 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
+from django.utils import timezone
 
 from bots.services import CapitalSummary, capital_figures
 from tradebots import live
@@ -19,6 +21,8 @@ from tradebots.broker import (
     get_broker,
 )
 from trading.models import Position
+
+from .models import EquitySnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +137,48 @@ def account_summary(*, fresh: bool = False) -> AccountSummary:
 # --- live refresh ------------------------------------------------------------------------------
 
 
+MAX_EQUITY_POINTS = 2000
+
+
+def record_equity(summary: AccountSummary) -> EquitySnapshot | None:
+    """Keep the account's value as the broker just gave it (nothing when it could not be read),
+    and drop snapshots older than EQUITY_KEEP_DAYS."""
+    if summary.equity is None:
+        return None
+    now = timezone.now()
+    snapshot = EquitySnapshot.objects.create(
+        taken_at=now, equity=summary.equity, cash=summary.cash or 0
+    )
+    keep = timedelta(days=settings.EQUITY_KEEP_DAYS)
+    EquitySnapshot.objects.filter(taken_at__lt=now - keep).delete()
+    return snapshot
+
+
+def snapshot_equity() -> EquitySnapshot | None:
+    """The scheduled reading (beat, every EQUITY_SNAPSHOT_MINUTES): one broker account call."""
+    return record_equity(account_summary(fresh=True))
+
+
+def equity_series() -> list[dict]:
+    """The account's value over time, oldest first, for a line chart: [{"time": unix seconds,
+    "value": "100000.00"}]; beyond MAX_EQUITY_POINTS the last snapshot of each hour, then of
+    each day."""
+    rows = EquitySnapshot.objects.order_by("taken_at").values_list("taken_at", "equity")
+    points: dict[int, str] = {}
+    for taken_at, equity in rows.iterator(chunk_size=2000):
+        points[int(taken_at.timestamp())] = str(equity)
+    for bucket in (3600, 86400):
+        if len(points) <= MAX_EQUITY_POINTS:
+            break
+        points = {second - second % bucket: value for second, value in points.items()}
+    return [{"time": second, "value": value} for second, value in points.items()]
+
+
 def push_account_summary() -> None:
-    """Every open dashboard's account summary, read afresh (tradebots.account_refresh)."""
+    """Every open dashboard's account summary, read afresh (tradebots.account_refresh); the
+    reading is kept as an equity snapshot too."""
     summary = account_summary(fresh=True)
+    record_equity(summary)
     live.broadcast(
         live.DASHBOARD_GROUP, "accounts/dashboard.html#account-summary", {"account": summary}
     )

@@ -10,7 +10,7 @@ from tradebots import health
 from trading.engine import market_status
 from trading.selectors import realized_pnl_series
 
-from .services import account_summary
+from .services import account_summary, equity_series
 
 
 @require_GET
@@ -23,6 +23,7 @@ def dashboard(request):
             "market": market_status(),
             "account": account_summary(),
             "pnl_series": realized_pnl_series(),
+            "equity_series": equity_series(),
         },
     )
 

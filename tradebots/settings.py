@@ -270,6 +270,9 @@ ENGINE_TICK_SECONDS = env_int("ENGINE_TICK_SECONDS", 60)
 # Open positions are valued at the broker's latest prices and pushed to the Positions pages this
 # often (one broker call; at least once per engine tick).
 POSITION_VALUES_SECONDS = env_int("POSITION_VALUES_SECONDS", 15)
+# The account's value is kept this often (one broker call) for the dashboard's chart, this long.
+EQUITY_SNAPSHOT_MINUTES = env_int("EQUITY_SNAPSHOT_MINUTES", 5)
+EQUITY_KEEP_DAYS = env_int("EQUITY_KEEP_DAYS", 365)
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 15)
 # Reconciliation runs older than this are deleted after each scheduled run.
 RECONCILE_KEEP_DAYS = env_int("RECONCILE_KEEP_DAYS", 90)
@@ -301,6 +304,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trading.tasks.engine_tick",
         "schedule": ENGINE_TICK_SECONDS,
         "options": {"expires": ENGINE_TICK_SECONDS},
+    },
+    "snapshot-equity": {
+        "task": "accounts.tasks.snapshot_equity",
+        "schedule": EQUITY_SNAPSHOT_MINUTES * 60,
+        "options": {"expires": EQUITY_SNAPSHOT_MINUTES * 60},
     },
     "push-position-values": {
         "task": "trading.tasks.push_position_values",

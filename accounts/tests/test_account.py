@@ -437,3 +437,59 @@ def test_a_fresh_process_knows_the_refresh_task_by_name():
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tradebots.settings"},
     )
+
+
+@pytest.mark.django_db
+def test_the_account_value_is_kept_over_time_and_old_readings_dropped(settings, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts import tasks
+    from accounts.models import EquitySnapshot
+
+    settings.EQUITY_KEEP_DAYS = 30
+    old = EquitySnapshot.objects.create(
+        taken_at=timezone.now() - timedelta(days=31), equity=Decimal("1"), cash=Decimal("1")
+    )
+
+    tasks.snapshot_equity()
+    services.push_account_summary()  # every refresh keeps its reading too
+
+    kept = list(EquitySnapshot.objects.all())
+    assert old not in kept and len(kept) == 2
+    assert kept[-1].equity == get_broker().get_account().equity
+    # Readings in the same second are one point of the chart.
+    assert services.equity_series()[-1]["value"] == str(kept[-1].equity)
+    assert settings.CELERY_BEAT_SCHEDULE["snapshot-equity"]["task"] == tasks.snapshot_equity.name
+
+
+@pytest.mark.django_db
+def test_no_reading_no_snapshot(monkeypatch):
+    from accounts.models import EquitySnapshot
+
+    def unreachable(fresh):
+        raise BrokerUnavailable("down")
+
+    monkeypatch.setattr(services, "_broker_account", unreachable)
+
+    assert services.snapshot_equity() is None
+    assert not EquitySnapshot.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_long_equity_history_is_thinned_to_hours(monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from accounts.models import EquitySnapshot
+
+    monkeypatch.setattr(services, "MAX_EQUITY_POINTS", 5)
+    start = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    EquitySnapshot.objects.bulk_create(
+        EquitySnapshot(taken_at=start + timedelta(minutes=5 * i), equity=Decimal(100 + i), cash=0)
+        for i in range(36)  # three hours every five minutes
+    )
+
+    series = services.equity_series()
+
+    assert [p["value"] for p in series] == ["111.00", "123.00", "135.00"]  # each hour's last

@@ -237,11 +237,20 @@ def test_times_show_in_the_users_time_zone_with_utc_on_hover(
     new_york.close()
 
 
-def test_realized_pnl_over_time_is_drawn_for_a_bot_and_the_account(
+def test_the_account_value_and_realized_pnl_over_time_are_drawn(
     transactional_db, user, daphne_url, page, log_in
 ):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import EquitySnapshot
     from trading.tests.factories import PositionFactory
 
+    for minutes, equity in ((10, "100000"), (5, "100250.50")):
+        EquitySnapshot.objects.create(
+            taken_at=timezone.now() - timedelta(minutes=minutes), equity=Decimal(equity), cash=0
+        )
     bot = BotFactory(name="Charted")
     for pnl in ("12.50", "-3.00"):
         PositionFactory(bot=bot, closed=True, realized_pnl=Decimal(pnl))
@@ -249,8 +258,12 @@ def test_realized_pnl_over_time_is_drawn_for_a_bot_and_the_account(
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     log_in(page, daphne_url, user)
 
-    page.wait_for_selector("[data-pnl-chart][data-chart-ready] canvas", state="attached")
-    assert page.get_attribute("[data-pnl-chart]", "data-chart-ready") in ("1", "2")
+    account_pnl = "[data-pnl-chart='account-pnl-data']"
+    page.wait_for_selector(f"{account_pnl}[data-chart-ready] canvas", state="attached")
+    assert page.get_attribute(account_pnl, "data-chart-ready") in ("1", "2")
+    equity = "[data-pnl-chart='account-equity-data'][data-chart-kind=equity]"
+    page.wait_for_selector(f"{equity}[data-chart-ready] canvas", state="attached")
+    assert int(page.get_attribute(equity, "data-chart-ready")) >= 2
     page.goto(f"{daphne_url}/bots/{bot.pk}/")
     page.wait_for_selector("[data-pnl-chart][data-chart-ready] canvas", state="attached")
     assert errors == []
