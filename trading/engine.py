@@ -193,7 +193,8 @@ def evaluate_batch(batch: Batch) -> list[BotOutcome]:
 
 def _remember_outcomes(outcomes: list[BotOutcome]) -> None:
     """Each evaluated bot's decision, why and when, on the bot (one statement for the batch),
-    and its card pushed: the trader sees what the bot last thought and when it thinks next."""
+    and its card pushed where a page shows it: the trader sees what the bot last thought and
+    when it thinks next."""
     if not outcomes:
         return
     now = timezone.now()
@@ -202,9 +203,12 @@ def _remember_outcomes(outcomes: list[BotOutcome]) -> None:
         for o in outcomes
     ]
     Bot.objects.bulk_update(bots, ["last_action", "last_reason", "last_evaluated_at"])
+    # Cards are rendered only when a page shows them: the bots list, or the bot's own page.
+    watched = live.watched_groups(["bots", *(live.bot_group(bot.pk) for bot in bots)])
     with live.coalesced():
         for bot in bots:
-            bot_services.broadcast_bot(bot)
+            if "bots" in watched or live.bot_group(bot.pk) in watched:
+                bot_services.broadcast_bot(bot)
 
 
 def _evaluate_locked_bots(batch: Batch) -> list[BotOutcome]:

@@ -399,3 +399,17 @@ def test_a_tick_pushes_the_chart_of_a_watched_bot_with_its_new_fill_from_the_sam
     trade = Trade.objects.get(bot=watched)
     assert f'"side": "buy", "qty": "{trade.filled_qty.normalize():f}"' in charts[0]
     assert '"panes": [{"key": "rsi"' in charts[0]
+
+
+def test_a_tick_pushes_the_cards_only_pages_show(monkeypatch):
+    from tradebots import live
+
+    shown = running_bot(name="Shown", strategy=NEVER, symbol="AAPL")
+    running_bot(name="Unseen", strategy=NEVER, symbol="KO")
+    monkeypatch.setattr(live, "watched_groups", lambda groups: {live.bot_group(shown.pk)})
+    pushed = []
+    monkeypatch.setattr(engine.bot_services, "broadcast_bot", lambda bot: pushed.append(bot.pk))
+
+    tick()
+
+    assert [str(pk) for pk in pushed] == [str(shown.pk)]
