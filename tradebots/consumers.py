@@ -41,7 +41,7 @@ def parse_declaration(text: str) -> tuple[str, TableView | None]:
         raise BadDeclaration("declaration too long")
     try:
         declared = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # deep nesting is hostile, not a crash
         raise BadDeclaration("not JSON") from error
     if not isinstance(declared, dict) or not isinstance(declared.get("watch"), str):
         raise BadDeclaration("no group to watch")

@@ -172,6 +172,8 @@ def _pause(bot: Bot | None, actor: str, pause_bot: bool) -> Bot | None:
             return bot_services.pause_bot(bot, actor, reason=f"{EMERGENCY_PAUSE_REASON} by {actor}")
         except bot_services.BotError as error:  # changed status meanwhile
             logger.warning("Could not pause %s: %s", bot, error)
+        except Exception:  # noqa: BLE001 - the sell the trader asked for matters more
+            logger.exception("Could not pause %s before its emergency sell", bot)
     return bot
 
 

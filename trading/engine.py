@@ -44,6 +44,8 @@ from tradebots.redis_client import redis_client
 
 from .models import Position, Trade
 from .orders import (
+    PROTECTIVE_EXIT,
+    RUNNING_ONLY,
     OrderRefused,
     open_trades,
     record_buy_intent,
@@ -323,6 +325,7 @@ class Decision:
     qty: Decimal | None = None  # buys; a sell is always of the whole position
     position: Position | None = None  # sells
     price: Decimal | None = None  # what the decision was made at
+    protective: bool = False  # a stop-loss or take-profit exit: it stands for a paused bot too
 
 
 def evaluated_bots(bots):
@@ -349,10 +352,10 @@ def _decide(
     if position is not None:
         if position.stop_loss_price is not None and price <= position.stop_loss_price:
             return Decision(bot, Trade.Side.SELL, stop_loss_reason(position.stop_loss_price),
-                            position=position, price=price)  # fmt: skip
+                            position=position, price=price, protective=True)  # fmt: skip
         if position.take_profit_price is not None and price >= position.take_profit_price:
             return Decision(bot, Trade.Side.SELL, take_profit_reason(position.take_profit_price),
-                            position=position, price=price)  # fmt: skip
+                            position=position, price=price, protective=True)  # fmt: skip
         if bot.status != Bot.Status.RUNNING:
             return _outcome(bot, "hold", PAUSED_HOLD_REASON)
         signal = market.get(bot.symbol, strategy, holding=True)
@@ -379,11 +382,10 @@ def _execute(decision: Decision, streaks: dict) -> BotOutcome:
     with request_priority(Priority.EXIT if exiting else Priority.ENTRY):
         try:
             if exiting:
-                # A paused bot's stop-loss / take-profit sells while it is paused.
-                running = bot.status == Bot.Status.RUNNING
-                trade = record_sell_intent(
-                    decision.position, decision.reason, require_running=running
-                )
+                # Checked again under the bot's lock: a stop-loss / take-profit sells for a
+                # running or paused bot, a signal sell only for a running one.
+                statuses = PROTECTIVE_EXIT if decision.protective else RUNNING_ONLY
+                trade = record_sell_intent(decision.position, decision.reason, statuses=statuses)
             else:
                 trade = record_buy_intent(
                     bot, decision.qty, decision.reason, symbol=bot.symbol,

@@ -18,6 +18,7 @@ raised into the order path: the books are already saved and the next page load s
 
 import logging
 
+from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from tradebots import live
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 TRADE_ROW = "trading/trades.html#trade-row"
 POSITION_ROW = "trading/positions.html#position-row"
 POSITIONS_SUMMARY = "trading/positions.html#positions-summary"
+PUSHED_PRICES_CACHE_KEY = "trading:pushed-prices"
 CLOSED_POSITION_ROW = "trading/positions.html#closed-position-row"
 
 
@@ -45,8 +47,8 @@ def trade_changed(trade: Trade, created: bool) -> None:
     live.push_each("trades", trade.pk, render_trades, created=created)
 
 
-def position_changed(position: Position) -> None:
-    live.push_each("positions", position.pk, render_positions)
+def position_changed(position: Position, created: bool = False) -> None:
+    live.push_each("positions", position.pk, render_positions, created=created)
 
 
 def trade_row(trade: Trade, created: bool) -> live.Row:
@@ -59,9 +61,10 @@ def trade_row(trade: Trade, created: bool) -> live.Row:
     )
 
 
-def position_rows(row: OpenPositionRow) -> list[live.Row]:
-    """An open position as a row of ``open-positions``; a closed one leaves it and becomes a row
-    of ``closed-positions``."""
+def position_rows(row: OpenPositionRow, created: bool = False) -> list[live.Row]:
+    """An open position as a row of ``open-positions`` (inserted on top of a first page only
+    when just opened: an older one changing must not jump there); a closed one leaves it and
+    becomes a row of ``closed-positions``."""
     position = row.position
     if position.is_open:
         context = {
@@ -78,7 +81,7 @@ def position_rows(row: OpenPositionRow) -> list[live.Row]:
                 position.pk,
                 lambda oob=False: render_to_string(POSITION_ROW, {**context, "oob": oob}),
                 tbody="open-positions",
-                insert=True,
+                insert=created,
             )
         ]
     return [
@@ -144,14 +147,20 @@ def render_positions(items: dict) -> list[live.Push]:
     prices = remembered_prices()
     positions = Position.objects.select_related("bot").in_bulk(list(items))
     rows = _valued_rows([positions[pk] for pk in items if pk in positions], prices)
-    return [*(row for valued in rows for row in position_rows(valued)), summary(prices)]
+    pushes = [
+        row
+        for valued in rows
+        for row in position_rows(valued, items[valued.position.pk]["created"])
+    ]
+    return [*pushes, summary(prices)]
 
 
 def push_position_values() -> int:
     """The open positions valued at the broker's latest prices (one call), pushed to the
     Positions pages with the totals (beat, every POSITION_VALUES_SECONDS): the rows of the
-    symbols whose price moved since the last reading, replaced where shown, never inserted (a
-    new position arrives through the order path). Returns how many rows were pushed."""
+    symbols whose price moved since its last push, replaced where shown, never inserted (a new
+    position arrives through the order path); nothing is rendered while no Positions page is
+    open. Returns how many rows were pushed."""
     symbols = sorted(SymbolHoldings.read())
     if not symbols:
         return 0
@@ -160,9 +169,14 @@ def push_position_values() -> int:
     except BrokerError as error:
         logger.warning("Position values not pushed: prices unavailable (%s)", error)
         return 0
-    before = remembered_prices()
     remember_prices(prices)
-    moved = [symbol for symbol, price in prices.items() if before.get(symbol) != price]
+    if "open-positions" not in live.watched_groups(["open-positions"]):
+        return 0  # no Positions page open: the prices are kept for the next pushes, nothing more
+    # Moved since this task last pushed (its own record: a page load also remembers prices, and
+    # must not hide a move from the pages already open).
+    before = cache.get(PUSHED_PRICES_CACHE_KEY) or {}
+    moved = [symbol for symbol, price in prices.items() if before.get(symbol) != str(price)]
+    cache.set(PUSHED_PRICES_CACHE_KEY, {symbol: str(p) for symbol, p in prices.items()}, None)
     positions = list(Position.objects.filter(is_open=True, symbol__in=moved).select_related("bot"))
     rows = _valued_rows(positions, prices)
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import re
 import uuid
+from collections.abc import Collection
 from contextvars import ContextVar
 from datetime import timedelta
 from decimal import Decimal
@@ -49,6 +50,10 @@ from . import live_updates
 from .models import Position, Trade
 
 logger = logging.getLogger(__name__)
+
+# The bot statuses an engine order still stands in, checked under the bot's lock.
+RUNNING_ONLY = (Bot.Status.RUNNING,)
+PROTECTIVE_EXIT = (Bot.Status.RUNNING, Bot.Status.PAUSED)
 
 CLIENT_ORDER_ID = re.compile(r"^bot-(?P<bot>[0-9a-f]{8})-(?P<intent>[0-9a-f]{8})$")
 MANUAL_CLIENT_ORDER_ID = re.compile(r"^manual-[0-9a-f]{12}$")
@@ -148,7 +153,7 @@ def record_buy_intent(
     with transaction.atomic():
         symbol = symbol or bot.symbol
         locked_bot = _lock_flat_bot(
-            bot.pk, require_running=require_running, symbol=symbol, buying=True
+            bot.pk, statuses=RUNNING_ONLY if require_running else None, symbol=symbol, buying=True
         )
         trade = Trade.objects.create(
             bot=locked_bot, symbol=symbol, side=Trade.Side.BUY, qty=qty,
@@ -164,19 +169,18 @@ def record_sell_intent(
     reason: str,
     *,
     origin: str = Trade.Origin.ENGINE,
-    require_running: bool = False,
+    statuses: Collection[str] | None = None,
 ) -> Trade:
     """The write-ahead half of an exit: a sell of the position's own symbol and quantity, linked
     to the position at once, so that a second exit (engine or manual) finds it and is refused.
+    ``statuses`` (the engine's): the bot must still be in one of them under the lock, or the
+    decision no longer stands (a signal sell needs a running bot; a stop-loss or take-profit
+    also sells for a paused one, never for a stopped one).
 
     Locks are taken in one order everywhere, bot row then position row, so the check and the
     write cannot interleave with another exit, a buy, a symbol change or a delete."""
     with transaction.atomic():
-        bot = (
-            _lock_flat_bot(position.bot_id, require_running=require_running)
-            if position.bot_id
-            else None
-        )
+        bot = _lock_flat_bot(position.bot_id, statuses=statuses) if position.bot_id else None
         locked = Position.objects.select_for_update(of=("self",)).get(pk=position.pk)
         if not locked.is_open:
             raise OrderRefused(f"The {locked.symbol} position is already closed.")
@@ -209,11 +213,15 @@ def open_trades():
 
 
 def _lock_flat_bot(
-    bot_id, *, require_running: bool = False, symbol: str | None = None, buying: bool = False
+    bot_id,
+    *,
+    statuses: Collection[str] | None = None,
+    symbol: str | None = None,
+    buying: bool = False,
 ) -> Bot:
     """The bot's row, locked; refused while any order of the bot is open (its exposure is its
-    position plus its open orders, and a new order must see all of it), when it is no longer
-    running (``require_running``: the engine's decision no longer stands), no longer trades
+    position plus its open orders, and a new order must see all of it), when its status is no
+    longer one of ``statuses`` (the engine's decision no longer stands), no longer trades
     ``symbol``, or, ``buying``, already holds a position.
 
     The lock and the checks are two statements on purpose: under PostgreSQL's READ COMMITTED a
@@ -223,7 +231,7 @@ def _lock_flat_bot(
     locked = Bot.objects.select_for_update().filter(pk=bot_id).first()
     if locked is None:
         raise OrderRefused("The bot no longer exists.")
-    if require_running and locked.status != Bot.Status.RUNNING:
+    if statuses is not None and locked.status not in statuses:
         raise OrderRefused(f"'{locked.name}' is {locked.get_status_display().lower()}.")
     if symbol is not None and locked.symbol != symbol:
         raise OrderRefused(f"'{locked.name}' now trades {locked.symbol}, not {symbol}.")
@@ -533,8 +541,9 @@ def _apply_fill(trade: Trade, qty: Decimal, price: Decimal) -> Position | None:
             position.is_open = False
             position.exit_price = price.quantize(PRICE_PLACES)
             position.closed_at = now
+    opened = position.pk is None
     position.save()
-    transaction.on_commit(lambda: live_updates.position_changed(position))
+    transaction.on_commit(lambda: live_updates.position_changed(position, created=opened))
     if bot is not None:
         bot_services.broadcast_bot(bot)
     return position

@@ -492,4 +492,5 @@ def test_a_long_equity_history_is_thinned_to_hours(monkeypatch):
 
     series = services.equity_series()
 
-    assert [p["value"] for p in series] == ["111.00", "123.00", "135.00"]  # each hour's last
+    assert [p["value"] for p in series] == ["105.50", "117.50", "129.50"]  # each hour's mean
+    assert [p["time"] for p in series] == [int(start.timestamp()) + 3600 * h for h in range(3)]

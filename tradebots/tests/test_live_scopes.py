@@ -161,6 +161,7 @@ def test_a_bots_page_gets_only_its_bot(transactional_db, socket_headers):
         '{"watch": "trades", "rows": "1 2 <script>"}',
         '{"watch": "trades", "rows": [1, 2]}',
         '{"watch": "trades", "rows": "' + " ".join(["1"] * 5001) + '"}',
+        "[" * 100_000,
     ],
 )
 def test_a_declaration_that_is_not_one_of_ours_is_refused(text):

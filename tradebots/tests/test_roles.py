@@ -162,7 +162,8 @@ PAGES_WITH_ACTIONS = {
     ),
     "bot": (
         lambda bot: reverse("bots:detail", args=[bot.pk]),
-        lambda bot: [reverse("bots:edit", args=[bot.pk]), reverse("bots:delete", args=[bot.pk]),
+        # The bot holds a position: a trader sees Delete disabled with the reason.
+        lambda bot: [reverse("bots:edit", args=[bot.pk]), 'data-testid="deletion-refusal"',
                      reverse("bots:stop", args=[bot.pk])],
     ),
     "positions": (

@@ -413,3 +413,35 @@ def test_a_tick_pushes_the_cards_only_pages_show(monkeypatch):
     tick()
 
     assert [str(pk) for pk in pushed] == [str(shown.pk)]
+
+
+def _change_status_while_prices_are_read(monkeypatch, bot, status):
+    real = PaperBroker.get_latest_prices
+
+    def read_then_change(self, symbols):
+        Bot.objects.filter(pk=bot.pk).update(status=status)  # the trader clicks meanwhile
+        return real(self, symbols)
+
+    monkeypatch.setattr(PaperBroker, "get_latest_prices", read_then_change)
+
+
+def test_a_paused_bot_stopped_meanwhile_is_not_sold_for_its_stop_loss(monkeypatch):
+    bot = running_bot(strategy=NEVER)
+    hold_position(bot, stop_loss_price=Decimal("100000.00"))
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.PAUSED)
+    _change_status_while_prices_are_read(monkeypatch, bot, Bot.Status.STOPPED)
+
+    report = tick()
+
+    assert not Trade.objects.filter(side="sell").exists()  # Stop said: nothing is evaluated
+    assert report.outcomes[0].action == "waiting"
+
+
+def test_a_stop_loss_still_sells_when_its_bot_was_paused_meanwhile(monkeypatch):
+    bot = running_bot(strategy=NEVER)
+    hold_position(bot, stop_loss_price=Decimal("100000.00"))
+    _change_status_while_prices_are_read(monkeypatch, bot, Bot.Status.PAUSED)
+
+    tick()
+
+    assert Trade.objects.get(side="sell").reason.startswith("Stop-loss triggered")

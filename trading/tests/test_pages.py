@@ -730,10 +730,13 @@ def test_a_changed_trade_replaces_its_row_and_is_never_inserted():
 
 
 @pytest.mark.django_db
-def test_an_open_position_is_a_row_of_the_open_table_that_any_page_lacking_it_inserts():
+def test_a_just_opened_position_goes_on_top_and_a_changed_one_only_replaces_its_row():
     position = PositionFactory()
 
-    (row,) = live_updates.position_rows(OpenPositionRow(position))
+    (row,) = live_updates.position_rows(OpenPositionRow(position), created=True)
+    (changed,) = live_updates.position_rows(OpenPositionRow(position))
+
+    assert changed.insert == "" and changed.replace == row.replace
 
     assert row.table == "open-positions"
     assert row.replace.startswith(
@@ -752,7 +755,7 @@ def test_a_position_being_sold_is_pushed_as_closing():
     position = PositionFactory()
     TradeFactory(position=position, side="sell", status=Trade.Status.ACCEPTED)
 
-    row, summary = live_updates.render_positions({position.pk: {}})
+    row, summary = live_updates.render_positions({position.pk: {"created": False}})
 
     assert 'data-testid="closing">closing…<' in row.replace
     assert summary.group == "open-positions" and 'id="positions-summary"' in summary.html
@@ -819,11 +822,12 @@ def test_the_valuation_pushes_every_open_row_with_its_price_and_the_totals(monke
     from django.core.cache import cache
 
     from tradebots import live
-    from trading.positions import remembered_prices
+    from trading.positions import remember_prices, remembered_prices
 
     cache.clear()
     sent = []
     monkeypatch.setattr(live, "_deliver", sent.extend)
+    monkeypatch.setattr(live, "watched_groups", lambda groups: set(groups))  # a page is open
     apple = PositionFactory(symbol="AAPL", qty=Decimal("2"), avg_entry_price=Decimal("100"))
     PositionFactory(symbol="MSFT", qty=Decimal("1"), avg_entry_price=Decimal("50"))
     PositionFactory(closed=True, realized_pnl=Decimal("7.5"))
@@ -844,6 +848,15 @@ def test_the_valuation_pushes_every_open_row_with_its_price_and_the_totals(monke
     assert "$7.50" in totals  # realized over closed positions
     assert remembered_prices() == prices
 
+    # A page load remembers prices too; the next push still sends what moved since ITS last.
+    sent.clear()
+    prices["AAPL"] = Decimal("111.00")
+    remember_prices(prices)  # as a Positions page load does
+    assert live_updates.push_position_values() == 1  # AAPL's row; MSFT did not move
+    monkeypatch.setattr(live, "watched_groups", lambda groups: set())  # no page open
+    sent.clear()
+    assert live_updates.push_position_values() == 0 and sent == []
+
 
 @pytest.mark.django_db
 def test_an_order_path_push_shows_the_last_known_price(monkeypatch):
@@ -855,7 +868,7 @@ def test_an_order_path_push_shows_the_last_known_price(monkeypatch):
     position = PositionFactory(symbol="AAPL", qty=Decimal("2"), avg_entry_price=Decimal("100"))
     remember_prices({"AAPL": Decimal("105.00")})
 
-    row, _ = live_updates.render_positions({position.pk: {}})
+    row, _ = live_updates.render_positions({position.pk: {"created": False}})
 
     assert "$105.00" in row.replace and "$10.00" in row.replace
 
