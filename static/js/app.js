@@ -12,11 +12,16 @@
     badge.classList.toggle("live-online", online);
     badge.classList.toggle("live-offline", !online);
     // Only a page that was live can have gone stale; one still connecting has fresh figures.
-    if (online) wasOnline = true;
     var lost = !online && wasOnline;
+    var resumed = online && (wasOnline === "lost");
+    if (lost) wasOnline = "lost";
+    else if (online && !wasOnline) wasOnline = true;
     document.body.classList.toggle("live-lost", lost);
     var notice = document.getElementById("live-lost");
     if (notice) notice.hidden = !lost;
+    // Live again, but what was pushed while the connection was down never arrived.
+    var stale = document.getElementById("live-resumed");
+    if (stale && resumed) stale.hidden = false;
   }
 
   function scheduleToastRemoval() {
@@ -43,6 +48,16 @@
   document.addEventListener("htmx:afterSettle", scheduleToastRemoval);
   document.addEventListener("htmx:oobAfterSwap", scheduleToastRemoval);
   document.addEventListener("htmx:wsAfterMessage", scheduleToastRemoval);
+  // A table's declaration lists the rows the page holds now (templates/partials/live_watch.html).
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var selector = event.target.getAttribute && event.target.getAttribute("data-rows-in");
+    var container = selector && document.querySelector(selector);
+    if (!container) return;
+    var rows = Array.prototype.map.call(container.querySelectorAll("[data-live-row]"), function (row) {
+      return row.getAttribute("data-live-row");
+    });
+    event.detail.parameters.rows = rows.join(" ");
+  });
   document.addEventListener("htmx:sendError", function () {
     errorToast("The server could not be reached: nothing was done. Try again when the page is live.");
   });

@@ -267,3 +267,28 @@ def test_the_account_value_and_realized_pnl_over_time_are_drawn(
     page.goto(f"{daphne_url}/bots/{bot.pk}/")
     page.wait_for_selector("[data-pnl-chart][data-chart-ready] canvas", state="attached")
     assert errors == []
+
+
+def test_a_redeclaration_counts_the_rows_pushed_in_since_the_page_loaded(
+    transactional_db, user, daphne_url, page, log_in, wait_until_watching
+):
+    """After a reconnect the page declares again; a row pushed in meanwhile must still get its
+    changes (here the re-declaration is forced, as a reconnect's htmx:wsOpen does)."""
+    from trading import live_updates
+    from trading.models import Trade
+    from trading.tests.factories import TradeFactory
+
+    log_in(page, daphne_url, user)
+    page.goto(f"{daphne_url}/trading/trades/")
+    wait_until_watching(page, "trades")
+    trade = TradeFactory(status=Trade.Status.ACCEPTED, reason="Pushed in")
+    _elsewhere(lambda: live_updates.trade_changed(trade, created=True))
+    page.wait_for_selector(f"#trade-{trade.pk}")
+
+    declared = int(page.get_attribute("#live-watching", "data-declarations"))
+    page.evaluate("htmx.trigger(document.body, 'htmx:wsOpen')")
+    page.wait_for_selector(f'#live-watching[data-declarations="{declared + 1}"]', state="attached")
+    Trade.objects.filter(pk=trade.pk).update(status=Trade.Status.FILLED)
+    _elsewhere(lambda: live_updates.trade_changed(Trade.objects.get(pk=trade.pk), created=False))
+
+    page.wait_for_selector(f"#trade-{trade.pk} [data-testid=trade-status]:has-text('Filled')")
