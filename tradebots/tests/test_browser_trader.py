@@ -292,3 +292,20 @@ def test_a_redeclaration_counts_the_rows_pushed_in_since_the_page_loaded(
     _elsewhere(lambda: live_updates.trade_changed(Trade.objects.get(pk=trade.pk), created=False))
 
     page.wait_for_selector(f"#trade-{trade.pk} [data-testid=trade-status]:has-text('Filled')")
+
+
+def test_a_new_bot_says_new_a_busy_bots_delete_says_why_and_a_404_is_ours(
+    transactional_db, user, daphne_url, page, log_in
+):
+    fresh = BotFactory(name="Fresh")
+    busy = BotFactory(name="Busy", status=Bot.Status.RUNNING)
+    log_in(page, daphne_url, user)
+
+    page.goto(f"{daphne_url}/bots/")
+    assert page.inner_text(f"#bot-{fresh.pk} [data-testid=bot-status]") == "New"
+    page.goto(f"{daphne_url}/bots/{busy.pk}/")
+    assert page.locator("a:has-text('Delete')").count() == 0
+    assert page.inner_text("[data-testid=deletion-refusal]") == "Stop 'Busy' before deleting it."
+    page.goto(f"{daphne_url}/bots/not-a-bot/")
+    assert page.inner_text("h1") == "Not found"
+    assert page.locator("nav.nav a:has-text('Bots')").is_visible()
