@@ -115,7 +115,7 @@ def test_the_history_lists_every_run(user_client):
 
     html = user_client.get(RUNS).content.decode()
 
-    rows = re.findall(r'<tr id="run-\d+">.*?</tr>', html, re.S)
+    rows = re.findall(r'<tr id="run-\d+" data-live-row="\d+">.*?</tr>', html, re.S)
     assert len(rows) == 3
     assert "Discrepancies" in rows[0] and "Failed" in rows[1] and "In sync" in rows[2]
     assert f'<a href="{RUNS}" aria-current="page">Reconciliation</a>' in html

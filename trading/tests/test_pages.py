@@ -711,7 +711,8 @@ def test_a_new_trade_is_pushed_to_the_top_of_the_trades_table():
     assert row.insert.rstrip().endswith("</tbody>")
     assert row.insert.count("hx-swap-oob") == 1
     assert row.replace.startswith(
-        f'<tr id="trade-{trade.pk}" class="trade-row clickable" hx-swap-oob="true"'
+        f'<tr id="trade-{trade.pk}" data-live-row="{trade.pk}" class="trade-row clickable" '
+        'hx-swap-oob="true"'
     )
     assert "RSI buy signal" in row.insert and "RSI buy signal" in row.replace
 
@@ -724,7 +725,8 @@ def test_a_changed_trade_replaces_its_row_and_is_never_inserted():
 
     assert row.insert == ""
     assert row.replace.startswith(
-        f'<tr id="trade-{trade.pk}" class="trade-row clickable" hx-swap-oob="true"'
+        f'<tr id="trade-{trade.pk}" data-live-row="{trade.pk}" class="trade-row clickable" '
+        'hx-swap-oob="true"'
     )
     assert "Partially filled" in row.replace
 
@@ -740,7 +742,8 @@ def test_a_just_opened_position_goes_on_top_and_a_changed_one_only_replaces_its_
 
     assert row.table == "open-positions"
     assert row.replace.startswith(
-        f'<tr id="position-{position.pk}" class="position-row" hx-swap-oob="true"'
+        f'<tr id="position-{position.pk}" data-live-row="{position.pk}" class="position-row" '
+        'hx-swap-oob="true"'
     )
     assert row.insert.startswith(
         f'<tbody hx-swap-oob="afterbegin:#open-positions"><tr id="position-{position.pk}"'
