@@ -160,6 +160,32 @@ def log_in():
 
 
 @pytest.fixture
+def elsewhere():
+    """Run ``action()`` as another process's code would, in a thread of its own with its own
+    database connection (Playwright's event loop owns the test's thread), and return what it
+    returned."""
+    import threading
+
+    from django.db import connection
+
+    def run_elsewhere(action):
+        outcome = {}
+
+        def work():
+            try:
+                outcome["value"] = action()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        return outcome.get("value")
+
+    return run_elsewhere
+
+
+@pytest.fixture
 def wait_until_watching():
     """Wait until a page's live-updates socket has joined ``groups`` (its ``#live-watching``
     confirms each declaration): a push sent earlier would miss the page."""

@@ -1,10 +1,8 @@
 """The operator presses "Check Sync" on the dashboard and reads what differs."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from bots.tests.factories import BotFactory
 from reconciliation import services
@@ -15,23 +13,7 @@ from trading import orders
 pytestmark = pytest.mark.browser
 
 
-def in_another_thread(function):
-    """ORM work beside Playwright's event loop, as another process would do it."""
-    outcome = {}
-
-    def work():
-        try:
-            outcome["value"] = function()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    return outcome["value"]
-
-
-def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page, log_in):
+def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page, log_in, elsewhere):
     def books():
         bot = BotFactory(name="Apple RSI")
         orders.place_order(bot, "buy", Decimal("2"), "RSI buy signal", verify=False)
@@ -39,7 +21,7 @@ def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page,
         get_broker().submit_market_order("AAPL", Decimal("1"), OrderSide.BUY, missing)
         return missing
 
-    missing = in_another_thread(books)
+    missing = elsewhere(books)
     log_in(page, daphne_url, user)
     page.wait_for_selector("#live-indicator.live-online")
     assert "Not checked yet." in page.inner_text("[data-testid=last-run-summary]")
@@ -60,7 +42,7 @@ def test_check_sync_shows_what_differs(transactional_db, user, daphne_url, page,
     assert page.locator("#sync-result button, #sync-result form").count() == 0  # display-only
 
     # A scheduled run elsewhere: the open dashboard's last-run line follows, with a warning.
-    in_another_thread(
+    elsewhere(
         lambda: services.reconcile(
             trigger=ReconciliationRun.Trigger.SCHEDULE, started_by="schedule"
         )

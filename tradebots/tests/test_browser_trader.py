@@ -1,12 +1,10 @@
 """What a trader trips on, in headless Chromium against a real daphne (issue 15): each test
 failed on the code before its fix."""
 
-import threading
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 
 from bots.models import Bot
 from bots.tests.factories import BotFactory
@@ -38,22 +36,16 @@ def test_a_bot_button_says_what_happened_even_when_the_pushed_card_arrived_first
     assert page.locator(f"{card} button:has-text('Start')").is_visible()
 
 
-def _elsewhere(action):
-    """Another actor's change, from another thread (Playwright's event loop owns this one)."""
-
-    def run():
-        try:
-            action()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-
-
 def test_the_kill_switch_is_there_before_the_first_position_and_confirms_fresh_counts(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in, wait_until_watching
+    transactional_db,
+    user,
+    buying_power,
+    settings,
+    daphne_url,
+    page,
+    log_in,
+    wait_until_watching,
+    elsewhere,
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.orders import place_order
@@ -63,7 +55,7 @@ def test_the_kill_switch_is_there_before_the_first_position_and_confirms_fresh_c
     page.goto(f"{daphne_url}/trading/positions/")
     wait_until_watching(page, "open-positions")
     bot = BotFactory(name="Late", symbol="AAPL", status=Bot.Status.RUNNING)
-    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
     page.wait_for_selector("#open-positions .position-row")
 
     page.click("button.kill-switch")
@@ -80,7 +72,7 @@ def test_the_kill_switch_is_there_before_the_first_position_and_confirms_fresh_c
 
 
 def test_the_sell_dialog_focuses_cancel(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in, elsewhere
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.models import Position
@@ -89,7 +81,7 @@ def test_the_sell_dialog_focuses_cancel(
     buying_power("100000")
     bot = BotFactory(name="Holder", symbol="AAPL", status=Bot.Status.RUNNING)
     log_in(page, daphne_url, user)
-    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
     page.goto(f"{daphne_url}/trading/positions/")
 
     page.click(".position-row button:has-text('SELL')")
@@ -101,7 +93,7 @@ def test_the_sell_dialog_focuses_cancel(
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_positions_actions_fit_on_a_laptop_and_a_phone(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in, width
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in, width, elsewhere
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.models import Position
@@ -111,7 +103,7 @@ def test_the_positions_actions_fit_on_a_laptop_and_a_phone(
     bot = BotFactory(
         name="A bot with a rather long descriptive name", symbol="AAPL", status=Bot.Status.RUNNING
     )
-    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "Majority vote buy signal"))
+    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "Majority vote buy signal"))
     Position.objects.filter(bot=bot).update(
         stop_loss_price=Decimal("1234.56"), take_profit_price=Decimal("2345.67")
     )
@@ -146,7 +138,15 @@ def test_a_page_whose_server_went_away_says_so_and_so_does_a_click(
 
 
 def test_the_positions_totals_and_prices_stay_current_without_a_reload(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in, wait_until_watching
+    transactional_db,
+    user,
+    buying_power,
+    settings,
+    daphne_url,
+    page,
+    log_in,
+    wait_until_watching,
+    elsewhere,
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading import live_updates
@@ -159,9 +159,9 @@ def test_the_positions_totals_and_prices_stay_current_without_a_reload(
     assert "Open positions 0" in page.inner_text("#positions-summary")
     bot = BotFactory(name="Arrives live", symbol="AAPL", status=Bot.Status.RUNNING)
 
-    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
     page.wait_for_selector("#positions-summary :text('Open positions 1')")
-    _elsewhere(live_updates.push_position_values)  # beat does this every few seconds
+    elsewhere(live_updates.push_position_values)  # beat does this every few seconds
 
     page.wait_for_function(
         "document.querySelector('.position-row [data-testid=position-price]')"
@@ -172,7 +172,7 @@ def test_the_positions_totals_and_prices_stay_current_without_a_reload(
 
 
 def test_the_bots_capital_bar_follows_the_books_without_a_reload(
-    transactional_db, user, buying_power, daphne_url, page, log_in, wait_until_watching
+    transactional_db, user, buying_power, daphne_url, page, log_in, wait_until_watching, elsewhere
 ):
     from bots import services
 
@@ -184,7 +184,7 @@ def test_the_bots_capital_bar_follows_the_books_without_a_reload(
     assert "Allocated to bots $1,000.00" in page.inner_text("#capital-summary")
 
     second = {"name": "Second", "symbol": "MSFT", "capital": Decimal("2500"), "timeframe": "1Min"}
-    _elsewhere(lambda: services.create_bot(second, "someone else"))
+    elsewhere(lambda: services.create_bot(second, "someone else"))
 
     page.wait_for_selector("#capital-summary :text('Allocated to bots $3,500.00')")
     assert "Available $6,500.00" in page.inner_text("#capital-summary")
@@ -214,7 +214,7 @@ def test_an_unmanaged_sell_takes_its_row_off_every_open_positions_page(
 
 
 def test_times_show_in_the_users_time_zone_with_utc_on_hover(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in
+    transactional_db, user, buying_power, settings, daphne_url, page, log_in, elsewhere
 ):
     settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.models import Position
@@ -222,7 +222,7 @@ def test_times_show_in_the_users_time_zone_with_utc_on_hover(
 
     buying_power("100000")
     bot = BotFactory(name="Zoned", symbol="AAPL", status=Bot.Status.RUNNING)
-    _elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
     opened_at = Position.objects.get(bot=bot).opened_at
     new_york = page.context.browser.new_context(timezone_id="America/New_York")
     tab = new_york.new_page()
@@ -270,7 +270,7 @@ def test_the_account_value_and_realized_pnl_over_time_are_drawn(
 
 
 def test_a_redeclaration_counts_the_rows_pushed_in_since_the_page_loaded(
-    transactional_db, user, daphne_url, page, log_in, wait_until_watching
+    transactional_db, user, daphne_url, page, log_in, wait_until_watching, elsewhere
 ):
     """After a reconnect the page declares again; a row pushed in meanwhile must still get its
     changes (here the re-declaration is forced, as a reconnect's htmx:wsOpen does)."""
@@ -282,14 +282,14 @@ def test_a_redeclaration_counts_the_rows_pushed_in_since_the_page_loaded(
     page.goto(f"{daphne_url}/trading/trades/")
     wait_until_watching(page, "trades")
     trade = TradeFactory(status=Trade.Status.ACCEPTED, reason="Pushed in")
-    _elsewhere(lambda: live_updates.trade_changed(trade, created=True))
+    elsewhere(lambda: live_updates.trade_changed(trade, created=True))
     page.wait_for_selector(f"#trade-{trade.pk}")
 
     declared = int(page.get_attribute("#live-watching", "data-declarations"))
     page.evaluate("htmx.trigger(document.body, 'htmx:wsOpen')")
     page.wait_for_selector(f'#live-watching[data-declarations="{declared + 1}"]', state="attached")
     Trade.objects.filter(pk=trade.pk).update(status=Trade.Status.FILLED)
-    _elsewhere(lambda: live_updates.trade_changed(Trade.objects.get(pk=trade.pk), created=False))
+    elsewhere(lambda: live_updates.trade_changed(Trade.objects.get(pk=trade.pk), created=False))
 
     page.wait_for_selector(f"#trade-{trade.pk} [data-testid=trade-status]:has-text('Filled')")
 

@@ -2,11 +2,9 @@
 table, in headless Chromium against a real daphne: live updates reach the pages that show what
 changed, and no page logs a console error (an out-of-band swap without a target is one)."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from bots import services as bot_services
 from bots.models import Bot
@@ -17,21 +15,6 @@ from trading.tests.factories import TradeFactory
 pytestmark = pytest.mark.browser
 
 OLDER_TRADES = 60  # more than a page of trades, so the table has a second page
-
-
-def _elsewhere(action):
-    """A change made by another process's code, from another thread (Playwright's event loop
-    owns this one)."""
-
-    def run():
-        try:
-            action()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
 
 
 @pytest.fixture
@@ -50,7 +33,7 @@ def books(transactional_db, buying_power, settings):
 
 
 def test_every_page_through_the_day_logs_no_console_error(
-    admin_user, daphne_url, page, books, log_in, wait_until_watching
+    admin_user, daphne_url, page, books, log_in, wait_until_watching, elsewhere
 ):
     apple, microsoft, quiet = books
     position = Position.objects.get(bot=apple, is_open=True)
@@ -127,7 +110,7 @@ def test_every_page_through_the_day_logs_no_console_error(
     trades.wait_for_selector(
         f'#live-watching[data-declarations="{declarations + 1}"]', state="attached"
     )
-    _elsewhere(lambda: bot_services.pause_bot(microsoft, "someone else"))
+    elsewhere(lambda: bot_services.pause_bot(microsoft, "someone else"))
     bots.wait_for_selector(f"#bot-{microsoft.pk} [data-testid=bot-status]:has-text('Paused')")
     Trade.objects.filter(pk=oldest.pk).update(reason="Reviewed")
 
@@ -136,7 +119,7 @@ def test_every_page_through_the_day_logs_no_console_error(
 
         live_updates.trade_changed(Trade.objects.get(pk=oldest.pk), created=False)
 
-    _elsewhere(push_oldest)
+    elsewhere(push_oldest)
     trades.wait_for_selector(f"#trade-{oldest.pk} .reason:has-text('Reviewed')")
 
     for tab in page.context.pages:

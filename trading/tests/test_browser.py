@@ -1,7 +1,6 @@
 """The emergency SELL seen from two open pages, the kill switch, an older page of open positions
 and the bot search box, in headless Chromium."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -92,24 +91,8 @@ def test_the_kill_switch_end_to_end(user, daphne_url, page, log_in, holding):
     assert not Bot.objects.filter(status=Bot.Status.RUNNING).exists()
 
 
-def _elsewhere(action):
-    """A change made by another process's code, from another thread (Playwright's event loop
-    owns this one)."""
-    from django.db import connection
-
-    def run():
-        try:
-            action()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-
-
 def test_an_older_page_of_open_positions_takes_its_rows_changes_and_no_new_rows(
-    user, daphne_url, page, log_in, transactional_db, wait_until_watching
+    user, daphne_url, page, log_in, transactional_db, wait_until_watching, elsewhere
 ):
     start = timezone.now() - timedelta(days=1)
     positions = [
@@ -134,7 +117,7 @@ def test_an_older_page_of_open_positions_takes_its_rows_changes_and_no_new_rows(
         live_updates.position_changed(Position.objects.get(pk=oldest.pk))
         live_updates.position_changed(PositionFactory())
 
-    _elsewhere(change_the_oldest_and_open_a_new_one)
+    elsewhere(change_the_oldest_and_open_a_new_one)
 
     page.wait_for_selector(f"#position-{oldest.pk} td:has-text('Reviewed')")
     assert page.locator("#open-positions .position-row").count() == 2  # nothing inserted
