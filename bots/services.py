@@ -519,12 +519,15 @@ def with_latest_prices(bots):
 
 def render_bot_cards(bot_ids) -> list[live.Push]:
     """Fresh cards of these bots, read in one query (a tick may change hundreds): each for the
-    bots list (a row of table ``bots``, never inserted) and for the bot's own page."""
+    bots list (a row of table ``bots``, never inserted) and, when its page is open, for the
+    bot's own page (one Redis round trip tells which are: a message per unwatched bot page
+    would be a message per order)."""
+    bots = with_latest_prices(Bot.objects.with_figures().filter(pk__in=list(bot_ids)))
+    open_pages = live.watched_groups(live.bot_group(bot.pk) for bot in bots)
     pushes = []
-    for fresh in with_latest_prices(Bot.objects.with_figures().filter(pk__in=list(bot_ids))):
+    for fresh in bots:
         card = render_to_string(BOT_CARD, {"bot": fresh, "oob": True})
-        pushes += [
-            live.Row("bots", str(fresh.pk), replace=card),
-            live.Fragment(live.bot_group(fresh.pk), card),
-        ]
+        pushes.append(live.Row("bots", str(fresh.pk), replace=card))
+        if live.bot_group(fresh.pk) in open_pages:
+            pushes.append(live.Fragment(live.bot_group(fresh.pk), card))
     return pushes

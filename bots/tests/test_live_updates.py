@@ -1,5 +1,6 @@
 """Every bot status change reaches the pages showing the bot over the WebSocket."""
 
+import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
@@ -30,3 +31,18 @@ def test_a_status_change_pushes_the_bots_card(transactional_db, socket_headers, 
     assert message.startswith(f'<article id="bot-{bot.pk}"')
     assert 'hx-swap-oob="true"' in message
     assert 'data-testid="bot-status">Running<' in message
+
+
+@pytest.mark.django_db
+def test_a_card_goes_to_a_bots_own_page_only_while_it_is_open(monkeypatch):
+    from tradebots import live
+
+    shown, unseen = BotFactory(name="Shown"), BotFactory(name="Unseen")
+    monkeypatch.setattr(live, "watched_groups", lambda groups: {live.bot_group(shown.pk)})
+
+    pushes = services.render_bot_cards([shown.pk, unseen.pk])
+
+    rows = sorted(p.pk for p in pushes if isinstance(p, live.Row))
+    pages = [p.group for p in pushes if isinstance(p, live.Fragment)]
+    assert rows == sorted([str(shown.pk), str(unseen.pk)])  # the bots list filters its own
+    assert pages == [live.bot_group(shown.pk)]
