@@ -16,9 +16,10 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDay
 
 from bots.books import Fill
+from tradebots.money import CENT
 
 from .models import Position, Trade
 from .positions import remembered_prices  # noqa: F401 - part of the books bots reads
@@ -130,23 +131,27 @@ MAX_PNL_POINTS = 2000
 def realized_pnl_series(bot_id=None) -> list[dict]:
     """Cumulative realized P&L after each closed position (one bot's, or all), oldest first,
     for a line chart: [{"time": unix seconds, "value": "12.50"}]. Positions closed in the same
-    second are one point; beyond MAX_PNL_POINTS, one point per day (the sums stay exact)."""
-    closed = Position.objects.filter(is_open=False, closed_at__isnull=False)
+    second are one point; beyond MAX_PNL_POINTS, one point per day, summed by the database
+    (the dashboard must not read every closed position on each load; the sums stay exact)."""
+    closed = Position.objects.filter(is_open=False, closed_at__isnull=False).order_by()
     if bot_id is not None:
         closed = closed.filter(bot_id=bot_id)
-    rows = closed.order_by("closed_at", "id").values_list("closed_at", "realized_pnl")
+    if closed.count() <= MAX_PNL_POINTS:
+        rows = closed.order_by("closed_at", "id").values_list("closed_at", "realized_pnl")
+    else:
+        rows = (
+            closed.annotate(day=TruncDay("closed_at"))
+            .values("day")
+            .annotate(pnl=Sum("realized_pnl"))
+            .order_by("day")
+            .values_list("day", "pnl")
+        )
     by_instant: dict[int, Decimal] = {}
-    for closed_at, pnl in rows.iterator(chunk_size=2000):
+    for closed_at, pnl in rows:
         second = int(closed_at.timestamp())
-        by_instant[second] = by_instant.get(second, ZERO) + (pnl or ZERO)
-    if len(by_instant) > MAX_PNL_POINTS:
-        by_day: dict[int, Decimal] = {}
-        for second, pnl in by_instant.items():
-            day = second - second % 86400
-            by_day[day] = by_day.get(day, ZERO) + pnl
-        by_instant = by_day
+        by_instant[second] = by_instant.get(second, ZERO) + Decimal(pnl or ZERO)
     points, total = [], ZERO
     for second in sorted(by_instant):
         total += by_instant[second]
-        points.append({"time": second, "value": str(total.quantize(Decimal("0.01")))})
+        points.append({"time": second, "value": str(total.quantize(CENT))})
     return points
