@@ -12,6 +12,21 @@ from bots.tests.factories import BotFactory
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def buy_elsewhere(settings, buying_power, elsewhere):
+    """A bot's buy placed by another actor (the engine, say) and filled at once on the paper
+    exchange, with buying power to spare."""
+    from trading.orders import place_order
+
+    settings.ORDER_VERIFY_DELAY_SECONDS = 0
+    buying_power("100000")
+
+    def buy(bot, reason="RSI buy signal", qty="2"):
+        elsewhere(lambda: place_order(bot, "buy", Decimal(qty), reason))
+
+    return buy
+
+
 def test_a_bot_button_says_what_happened_even_when_the_pushed_card_arrived_first(
     transactional_db, user, buying_power, daphne_url, page, log_in, wait_until_watching
 ):
@@ -37,25 +52,13 @@ def test_a_bot_button_says_what_happened_even_when_the_pushed_card_arrived_first
 
 
 def test_the_kill_switch_is_there_before_the_first_position_and_confirms_fresh_counts(
-    transactional_db,
-    user,
-    buying_power,
-    settings,
-    daphne_url,
-    page,
-    log_in,
-    wait_until_watching,
-    elsewhere,
+    transactional_db, user, daphne_url, page, log_in, wait_until_watching, buy_elsewhere
 ):
-    settings.ORDER_VERIFY_DELAY_SECONDS = 0
-    from trading.orders import place_order
-
-    buying_power("100000")
     log_in(page, daphne_url, user)
     page.goto(f"{daphne_url}/trading/positions/")
     wait_until_watching(page, "open-positions")
     bot = BotFactory(name="Late", symbol="AAPL", status=Bot.Status.RUNNING)
-    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    buy_elsewhere(bot)
     page.wait_for_selector("#open-positions .position-row")
 
     page.click("button.kill-switch")
@@ -72,16 +75,13 @@ def test_the_kill_switch_is_there_before_the_first_position_and_confirms_fresh_c
 
 
 def test_the_sell_dialog_focuses_cancel(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in, elsewhere
+    transactional_db, user, daphne_url, page, log_in, buy_elsewhere
 ):
-    settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.models import Position
-    from trading.orders import place_order
 
-    buying_power("100000")
     bot = BotFactory(name="Holder", symbol="AAPL", status=Bot.Status.RUNNING)
     log_in(page, daphne_url, user)
-    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    buy_elsewhere(bot)
     page.goto(f"{daphne_url}/trading/positions/")
 
     page.click(".position-row button:has-text('SELL')")
@@ -93,17 +93,14 @@ def test_the_sell_dialog_focuses_cancel(
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_positions_actions_fit_on_a_laptop_and_a_phone(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in, width, elsewhere
+    transactional_db, user, daphne_url, page, log_in, width, buy_elsewhere
 ):
-    settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.models import Position
-    from trading.orders import place_order
 
-    buying_power("100000")
     bot = BotFactory(
         name="A bot with a rather long descriptive name", symbol="AAPL", status=Bot.Status.RUNNING
     )
-    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "Majority vote buy signal"))
+    buy_elsewhere(bot, "Majority vote buy signal")
     Position.objects.filter(bot=bot).update(
         stop_loss_price=Decimal("1234.56"), take_profit_price=Decimal("2345.67")
     )
@@ -138,28 +135,17 @@ def test_a_page_whose_server_went_away_says_so_and_so_does_a_click(
 
 
 def test_the_positions_totals_and_prices_stay_current_without_a_reload(
-    transactional_db,
-    user,
-    buying_power,
-    settings,
-    daphne_url,
-    page,
-    log_in,
-    wait_until_watching,
-    elsewhere,
+    transactional_db, user, daphne_url, page, log_in, wait_until_watching, elsewhere, buy_elsewhere
 ):
-    settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading import live_updates
-    from trading.orders import place_order
 
-    buying_power("100000")
     log_in(page, daphne_url, user)
     page.goto(f"{daphne_url}/trading/positions/")
     wait_until_watching(page, "open-positions")
     assert "Open positions 0" in page.inner_text("#positions-summary")
     bot = BotFactory(name="Arrives live", symbol="AAPL", status=Bot.Status.RUNNING)
 
-    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    buy_elsewhere(bot)
     page.wait_for_selector("#positions-summary :text('Open positions 1')")
     elsewhere(live_updates.push_position_values)  # beat does this every few seconds
 
@@ -214,15 +200,12 @@ def test_an_unmanaged_sell_takes_its_row_off_every_open_positions_page(
 
 
 def test_times_show_in_the_users_time_zone_with_utc_on_hover(
-    transactional_db, user, buying_power, settings, daphne_url, page, log_in, elsewhere
+    transactional_db, user, daphne_url, page, log_in, buy_elsewhere
 ):
-    settings.ORDER_VERIFY_DELAY_SECONDS = 0
     from trading.models import Position
-    from trading.orders import place_order
 
-    buying_power("100000")
     bot = BotFactory(name="Zoned", symbol="AAPL", status=Bot.Status.RUNNING)
-    elsewhere(lambda: place_order(bot, "buy", Decimal("2"), "RSI buy signal"))
+    buy_elsewhere(bot)
     opened_at = Position.objects.get(bot=bot).opened_at
     new_york = page.context.browser.new_context(timezone_id="America/New_York")
     tab = new_york.new_page()
