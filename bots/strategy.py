@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from ta.momentum import RSIIndicator, StochasticOscillator
 from ta.trend import MACD, EMAIndicator, SMAIndicator
@@ -193,7 +194,8 @@ OSCILLATOR_PANES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
+def prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
+    """Bars as the float columns pandas and ta compute on (open, high, low, close)."""
     return pd.DataFrame(
         {
             column: [float(getattr(bar, column)) for bar in bars]
@@ -203,9 +205,24 @@ def _prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
     )
 
 
-def _compute_all(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[str, _Computed]:
-    prices = _prices_frame(bars)
-    return {key: _COMPUTE[key](strategy.config(key), prices) for key in strategy.enabled_indicators}
+# An indicator's computation depends only on its own settings and the prices: a grid that varies
+# one indicator reuses the others' (IndicatorCache, keyed by the indicator's frozen config).
+IndicatorCache = dict[tuple[str, IndicatorConfig], _Computed]
+
+
+def _compute_all(
+    strategy: StrategyConfig, prices: pd.DataFrame, cache: IndicatorCache | None = None
+) -> dict[str, _Computed]:
+    computed = {}
+    for key in strategy.enabled_indicators:
+        config = strategy.config(key)
+        if cache is not None and (key, config) in cache:
+            computed[key] = cache[(key, config)]
+            continue
+        computed[key] = _COMPUTE[key](config, prices)
+        if cache is not None:
+            cache[(key, config)] = computed[key]
+    return computed
 
 
 def _to_decimal(value: float) -> Decimal | None:
@@ -242,10 +259,54 @@ def _rule_reason(rule: str, action: Action) -> str:
     return f"{who} {action} signal"
 
 
+@dataclass(frozen=True)
+class SignalSeries:
+    """A strategy's rules decided on the close of every bar of a series, oldest first: the one
+    decision function of the live engine (which acts on the last bar) and the backtest (which
+    walks them all), so the two cannot disagree on what a rule says."""
+
+    buy: np.ndarray  # bool per bar: the buy rule fires on this bar's close
+    sell: np.ndarray  # bool per bar: the sell rule fires on this bar's close
+    buy_reason: str
+    sell_reason: str
+    ready_from: int  # the first bar with enough bars up to it to decide (the warm-up)
+
+
+def signal_series(
+    strategy: StrategyConfig,
+    prices: pd.DataFrame,
+    cache: IndicatorCache | None = None,
+) -> SignalSeries:
+    """The buy and sell rules on every bar of ``prices`` (prices_frame()). A bar before the
+    warm-up never fires: with fewer bars than warmup_bars() a rule has no value to vote on."""
+    computed = _compute_all(strategy, prices, cache)
+    return _signal_series(strategy, computed, len(prices))
+
+
+def _signal_series(
+    strategy: StrategyConfig, computed: Mapping[str, _Computed], length: int
+) -> SignalSeries:
+    ready_from = warmup_bars(strategy) - 1
+    ready = np.arange(length) >= ready_from
+
+    def fires(action: Action, rule: str) -> np.ndarray:
+        votes = _votes(computed, action)
+        return _rule_fires(rule, votes, length).to_numpy(dtype=bool, na_value=False) & ready
+
+    return SignalSeries(
+        buy=fires(Action.BUY, strategy.buy_rule),
+        sell=fires(Action.SELL, strategy.sell_rule),
+        buy_reason=_rule_reason(strategy.buy_rule, Action.BUY),
+        sell_reason=_rule_reason(strategy.sell_rule, Action.SELL),
+        ready_from=ready_from,
+    )
+
+
 def evaluate(strategy: StrategyConfig, bars: Sequence[BarLike], holding: bool) -> Signal:
     """Decide on the latest bar: not holding, only the buy rule is checked (BUY or HOLD);
-    holding, only the sell rule (SELL or HOLD). `bars` are oldest first."""
-    computed = _compute_all(strategy, bars)
+    holding, only the sell rule (SELL or HOLD). `bars` are oldest first. The decision is
+    signal_series()'s on the last bar."""
+    computed = _compute_all(strategy, prices_frame(bars))
     values = {
         key: {name: _latest_value(line) for name, line in result.lines.items()}
         for key, result in computed.items()
@@ -258,15 +319,16 @@ def evaluate(strategy: StrategyConfig, bars: Sequence[BarLike], holding: bool) -
     if len(bars) < needed:
         return hold(f"Not enough data ({len(bars)} bars, need {needed})")
 
+    series = _signal_series(strategy, computed, len(bars))
     action, rule = (Action.SELL, strategy.sell_rule) if holding else (Action.BUY, strategy.buy_rule)
-    votes = _votes(computed, action)
-    if not _rule_fires(rule, votes, len(bars)).iloc[-1]:
+    if not (series.sell if holding else series.buy)[-1]:
         return hold("No signal")
     if rule == MAJORITY:
-        fired = tuple(key for key, vote in votes.items() if vote.iloc[-1])
+        fired = tuple(key for key, vote in _votes(computed, action).items() if vote.iloc[-1])
     else:
         fired = (rule,)
-    return Signal(action, fired=fired, reason=_rule_reason(rule, action), values=values)
+    reason = series.sell_reason if holding else series.buy_reason
+    return Signal(action, fired=fired, reason=reason, values=values)
 
 
 def _first_of_runs(fires: Sequence[bool]) -> list[bool]:
@@ -288,7 +350,7 @@ def indicator_series(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[
     whatever the bot held at the time: a rule that holds for ten bars in a row is one signal,
     not ten.
     """
-    computed = _compute_all(strategy, bars)
+    computed = _compute_all(strategy, prices_frame(bars))
     timestamps = [bar.timestamp for bar in bars]
 
     def lines(groups: Mapping[str, tuple[str, ...]]) -> dict:

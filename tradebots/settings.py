@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "trading",
     "tradebots.broker.paper",
     "reconciliation",
+    "backtests",
     "axes",
 ]
 
