@@ -142,6 +142,19 @@ def test_an_unknown_symbol_is_refused_by_name(broker, request, db):
     assert not HistoricalBar.objects.exists() and not BarCoverage.objects.exists()
 
 
+def test_a_symbol_that_cannot_be_checked_fetches_nothing(market_data):
+    market_data.fail(500, times=3, path="/v2/assets")
+
+    with pytest.raises(BarDataError) as error:
+        ensure_bars("AAPL", TimeFrame.HOUR_1, MONDAY, MONDAY + 24 * HOUR)
+
+    assert str(error.value) == (
+        "Could not check the symbol AAPL: Alpaca error 500: internal server error occurred"
+    )
+    assert market_data.requests_to("GET", BARS) == []
+    assert not HistoricalBar.objects.exists() and not BarCoverage.objects.exists()
+
+
 def test_a_broker_failure_midway_keeps_the_chunks_before_it(market_data, monkeypatch):
     monkeypatch.setattr(bar_service, "BARS_PER_REQUEST", 50)
 
