@@ -150,7 +150,7 @@ def ensure_bars(
 def load_bars(symbol: str, timeframe: TimeFrame | str, start: datetime, end: datetime) -> Bars:
     """The stored bars of [start, end), oldest first, as the simulation reads them. The database
     hands over epoch seconds and floats, so no datetime or Decimal is built per bar
-    (bench/bars.py: 100,000 bars in about 0.15 s on SQLite)."""
+    (make bench-bars: 100,000 bars in under 0.2 s on SQLite, 0.3 s on PostgreSQL)."""
     _require_aware(start, end)
     rows = (
         HistoricalBar.objects.filter(
