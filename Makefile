@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test test-fast chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load bench-pages
+.PHONY: run test test-fast chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load bench-pages bench-bars
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -44,6 +44,9 @@ bench-reconcile: install
 
 bench-pages: install
 	$(WITH_REDIS) $(PY) bench/pages.py $(BENCH_ARGS)
+
+bench-bars: install
+	$(PY) bench/bars.py $(BENCH_ARGS)
 
 bench-load: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk

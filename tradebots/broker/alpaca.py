@@ -397,6 +397,25 @@ class AlpacaBroker(Broker):
             for symbol, bars in barset.data.items()
         }
 
+    def get_bars_between(self, symbol, timeframe, start, end) -> list[Bar]:
+        """One request over the whole range; alpaca-py asks for pages of 10,000 bars (Alpaca's
+        maximum) and follows next_page_token itself. Alpaca's ``end`` is inclusive, ours not."""
+        barset = self._read(
+            self.data.get_stock_bars,
+            StockBarsRequest(
+                symbol_or_symbols=symbol,
+                timeframe=_TIMEFRAMES[TimeFrame(timeframe)],
+                start=start,
+                end=end,
+                feed=self.data_feed,
+            ),
+        )
+        return [
+            bar_from_alpaca(bar)
+            for bar in barset.data.get(symbol, [])
+            if start <= bar.timestamp < end
+        ]
+
     def get_latest_prices(self, symbols) -> dict[str, Decimal]:
         trades = self._read(
             self.data.get_stock_latest_trade,

@@ -239,4 +239,12 @@ class Broker(abc.ABC):
         """The last ``limit`` bars of each symbol, oldest first, in one broker call."""
 
     @abc.abstractmethod
+    def get_bars_between(
+        self, symbol: str, timeframe: TimeFrame, start: datetime, end: datetime
+    ) -> list[Bar]:
+        """The symbol's bars that opened at or after ``start`` and before ``end``, oldest first,
+        however many requests that takes. Bars still forming are the broker's business: callers
+        that store bars ask only up to a bar before now."""
+
+    @abc.abstractmethod
     def get_latest_prices(self, symbols: list[str]) -> dict[str, Decimal]: ...

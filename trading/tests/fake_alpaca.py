@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -424,13 +424,15 @@ class FakeAlpaca:
 
     def get_bars(self, query, body):
         timeframe = TimeFrame(query["timeframe"])
-        start, end = _parse_time(query["start"]), _parse_time(query.get("end")) or datetime.now(UTC)
-        count = int((end - start).total_seconds() // timeframe.seconds)
+        now = datetime.now(UTC)
+        start, end = _parse_time(query["start"]), _parse_time(query.get("end")) or now
+        # Alpaca's start and end are both inclusive; its bars are the completed ones.
+        until = min(end, now - timedelta(seconds=timeframe.seconds)) + timedelta(microseconds=1)
         items = []  # Alpaca orders multi-symbol results by symbol, then time
         for symbol in sorted(query["symbols"].split(",")):
             if market.paper_asset(symbol):
-                bars = market.bars(symbol, timeframe, count, end)
-                items.extend((symbol, bar) for bar in bars if bar.timestamp >= start)
+                bars = market.bars_between(symbol, timeframe, start, until)
+                items.extend((symbol, bar) for bar in bars)
         offset = int(base64.b64decode(query["page_token"])) if query.get("page_token") else 0
         page_size = min(int(query.get("limit", MAX_BARS_PAGE)), self.bars_page_size)
         page = items[offset : offset + page_size]

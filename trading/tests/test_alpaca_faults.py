@@ -2,6 +2,7 @@
 partial fills, fills at another price. alpaca-py's own HTTP code runs in every test."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +18,7 @@ from tradebots.broker.base import (
     RateLimited,
     TimeFrame,
 )
-from tradebots.broker.paper import exchange
+from tradebots.broker.paper import exchange, market
 from tradebots.broker.paper.models import PaperOrder
 from trading.tests.fake_alpaca import FakeAlpaca
 
@@ -222,3 +223,43 @@ def test_bars_follow_alpacas_pagination(fake_alpaca):
     assert len(requests) > 2
     assert requests[0].query["feed"] == "iex"
     assert all(r.query["symbols"] == "AAPL,MSFT" for r in requests)
+
+
+def test_bars_of_a_range_come_in_one_paged_request_series(fake_alpaca):
+    fake_alpaca.bars_page_size = 40
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    end = start + timedelta(hours=100)
+
+    bars = fake_alpaca.broker(data_feed="sip").get_bars_between(
+        "AAPL", TimeFrame.HOUR_1, start, end
+    )
+
+    assert bars == market.bars_between("AAPL", TimeFrame.HOUR_1, start, end)
+    requests = fake_alpaca.requests_to("GET", "/v2/stocks/bars")
+    assert len(requests) == 3  # 40 + 40 + 20, alpaca-py following next_page_token
+    assert all(r.query["symbols"] == "AAPL" for r in requests)
+    assert all(r.query["feed"] == "sip" and r.query["limit"] == "10000" for r in requests)
+    assert requests[0].query["start"].startswith("2026-03-02T00:00:00")
+
+
+def test_an_unknown_symbol_has_no_bars_at_alpaca(fake_alpaca):
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+
+    assert (
+        fake_alpaca.broker().get_bars_between(
+            "NOPE", TimeFrame.HOUR_1, start, start + timedelta(days=1)
+        )
+        == []
+    )
+
+
+def test_a_failing_bars_request_is_retried_then_reported(fake_alpaca):
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    fake_alpaca.fail(500, times=3, path="/v2/stocks/bars")
+
+    with pytest.raises(BrokerUnavailable, match="Alpaca error 500"):
+        fake_alpaca.broker().get_bars_between(
+            "AAPL", TimeFrame.HOUR_1, start, start + timedelta(days=1)
+        )
+
+    assert len(fake_alpaca.requests_to("GET", "/v2/stocks/bars")) == 3

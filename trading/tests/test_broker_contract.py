@@ -20,6 +20,7 @@ from tradebots.broker.base import (
     OrderType,
     TimeFrame,
 )
+from tradebots.broker.paper import market
 from tradebots.broker.paper.market import latest_price
 
 STARTING_CASH = Decimal("100000")
@@ -226,6 +227,36 @@ def test_bars_for_many_symbols_in_one_call(broker):
         assert all(bar.low <= min(bar.open, bar.close) for bar in series)
         assert all(bar.high >= max(bar.open, bar.close) for bar in series)
         assert datetime.now(UTC) - series[-1].timestamp < timedelta(minutes=10)
+
+
+def test_bars_between_two_moments_oldest_first(broker):
+    start = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    end = start + timedelta(hours=2)
+
+    bars = broker.get_bars_between("AAPL", TimeFrame.MIN_5, start, end)
+
+    assert [bar.timestamp for bar in bars] == [start + timedelta(minutes=5 * i) for i in range(24)]
+    assert bars == market.bars_between("AAPL", TimeFrame.MIN_5, start, end)
+    assert all(isinstance(bar.close, Decimal) for bar in bars)
+
+
+def test_bars_between_start_inclusive_end_exclusive_off_the_grid(broker):
+    start = datetime(2026, 3, 2, 14, 30, 1, tzinfo=UTC)  # a second after a bar opened
+
+    bars = broker.get_bars_between("AAPL", TimeFrame.MIN_5, start, start + timedelta(minutes=10))
+
+    assert [bar.timestamp.strftime("%H:%M") for bar in bars] == ["14:35", "14:40"]
+
+
+def test_bars_between_has_nothing_from_the_future(broker):
+    now = datetime.now(UTC)
+
+    bars = broker.get_bars_between(
+        "AAPL", TimeFrame.HOUR_1, now - timedelta(hours=3), now + timedelta(days=2)
+    )
+
+    assert 2 <= len(bars) <= 3
+    assert bars[-1].timestamp <= now
 
 
 def test_latest_prices_for_many_symbols(broker):

@@ -12,7 +12,13 @@ from ta.volatility import BollingerBands
 
 from tradebots.broker import PAPER_EXCHANGE_LABEL, get_broker
 from tradebots.broker.alpaca import AlpacaBroker
-from tradebots.broker.base import InsufficientBuyingPower, OrderSide, OrderType, TimeFrame
+from tradebots.broker.base import (
+    InsufficientBuyingPower,
+    NotFound,
+    OrderSide,
+    OrderType,
+    TimeFrame,
+)
 from tradebots.broker.paper import exchange, market
 from tradebots.broker.paper.broker import PaperBroker
 from tradebots.broker.paper.models import PaperOrder
@@ -68,6 +74,23 @@ def test_every_timeframe_samples_the_same_price_path():
 
     assert hour[0].open == minute[0].open
     assert hour[0].close == minute[-1].close == market.latest_price("AAPL", until)
+
+
+def test_a_range_of_bars_is_the_same_path_as_the_latest_bars():
+    until = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
+
+    latest = market.bars("AAPL", TimeFrame.MIN_15, 8, until)
+    ranged = market.bars_between("AAPL", TimeFrame.MIN_15, until - timedelta(hours=2), until)
+
+    assert ranged == latest
+    assert market.bars_between("AAPL", TimeFrame.MIN_15, until, until) == []
+
+
+def test_an_unknown_symbol_has_no_bars_on_the_paper_exchange():
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+
+    with pytest.raises(NotFound, match="NOPE"):
+        PaperBroker().get_bars_between("NOPE", TimeFrame.HOUR_1, start, start + timedelta(days=1))
 
 
 @pytest.mark.parametrize("symbol", DEMO_SYMBOLS)

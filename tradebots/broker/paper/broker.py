@@ -137,6 +137,12 @@ class PaperBroker(Broker):
             if market.paper_asset(symbol)
         }
 
+    def get_bars_between(self, symbol, timeframe, start, end) -> list[Bar]:
+        self.get_asset(symbol)
+        # The synthetic path goes on forever; a market has no bars from the future.
+        until = min(end, timezone.now())
+        return market.bars_between(symbol, TimeFrame(timeframe), start, until)
+
     def get_latest_prices(self, symbols) -> dict[str, Decimal]:
         now: datetime = timezone.now()
         return {

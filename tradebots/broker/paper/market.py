@@ -114,9 +114,25 @@ def latest_price(symbol: str, at: datetime) -> Decimal:
 
 def bars(symbol: str, timeframe: TimeFrame, limit: int, until: datetime) -> list[Bar]:
     """The last ``limit`` completed bars before ``until``, oldest first."""
+    last_index = math.floor(until.timestamp() / timeframe.seconds) - 1
+    return _bars(symbol, timeframe, last_index - limit + 1, last_index)
+
+
+def bars_between(symbol: str, timeframe: TimeFrame, start: datetime, end: datetime) -> list[Bar]:
+    """The bars that open at or after ``start`` and before ``end``, oldest first (complete or
+    not: the caller decides how close to now it asks)."""
     step = timeframe.seconds
-    last_index = math.floor(until.timestamp() / step) - 1
-    first_index = last_index - limit + 1
+    first_index = math.ceil(start.timestamp() / step)
+    last_index = math.ceil(end.timestamp() / step) - 1
+    return _bars(symbol, timeframe, first_index, last_index)
+
+
+def _bars(symbol: str, timeframe: TimeFrame, first_index: int, last_index: int) -> list[Bar]:
+    """Bars number ``first_index`` to ``last_index`` (inclusive) of the timeframe since the
+    epoch."""
+    if last_index < first_index:
+        return []
+    step = timeframe.seconds
     # A bar opens at the price of its start instant and closes at that of its end.
     edges = [_price(symbol, index * step) for index in range(first_index, last_index + 2)]
     result = []
