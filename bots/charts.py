@@ -119,11 +119,16 @@ def _fill_markers(fills: Iterable[Fill], bar_times: list) -> list[dict]:
     return markers
 
 
-def build_chart(strategy: StrategyConfig, bars: Sequence[BarLike], fills: Iterable[Fill]) -> dict:
-    """The chart of the last CHART_BARS of ``bars`` (oldest first; the earlier ones warm the
+def build_chart(
+    strategy: StrategyConfig,
+    bars: Sequence[BarLike],
+    fills: Iterable[Fill],
+    shown: int = CHART_BARS,
+) -> dict:
+    """The chart of the last ``shown`` of ``bars`` (oldest first; the earlier ones warm the
     indicators up) with ``fills`` marked on their bars."""
     series = indicator_series(strategy, bars)
-    visible = list(bars[-CHART_BARS:])
+    visible = list(bars[-shown:])
     if not visible:
         return {"bars": [], "overlays": [], "panes": [], "markers": [], "fills": []}
     first_visible = visible[0].timestamp

@@ -41,7 +41,6 @@ def _widget_paths() -> dict[str, str]:
 
 
 WIDGET_PATHS = _widget_paths()
-WIDGET_FOR_PATH = {path: widget for widget, path in WIDGET_PATHS.items()}
 
 
 def _text(**attrs) -> forms.Field:
@@ -67,6 +66,11 @@ def _indicator_fields() -> dict[str, forms.Field]:
 
 class BotForm(forms.Form):
     """A bot's settings and strategy as the bot pages edit them."""
+
+    # What the form validates as, and where each widget's value goes in its input: a form for
+    # another shape built on BotSettings (a backtest) sets both.
+    settings_model = BotSettings
+    widget_paths = WIDGET_PATHS
 
     name = _text()
     symbol = _text(help_text="Ticker, e.g. AAPL")
@@ -116,12 +120,15 @@ class BotForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         try:
-            self.settings = BotSettings.model_validate(_settings_input(cleaned))
+            self.settings = self.settings_model.model_validate(
+                _settings_input(cleaned, self.widget_paths)
+            )
         except ValidationError as error:
-            for path, messages in validation_errors(error).items():
+            widget_for_path = {path: widget for widget, path in self.widget_paths.items()}
+            for path, messages in validation_errors(error, root=self.settings_model).items():
                 for message in messages:
                     # What no widget shows (e.g. "enable at least one indicator") is the form's.
-                    self.add_error(WIDGET_FOR_PATH.get(path), message)
+                    self.add_error(widget_for_path.get(path), message)
         return cleaned
 
     def bot_data(self) -> dict:
@@ -145,11 +152,11 @@ class BotForm(forms.Form):
         ]
 
 
-def _settings_input(cleaned: dict) -> dict:
+def _settings_input(cleaned: dict, widget_paths: dict[str, str]) -> dict:
     """The nested input of BotSettings from the widgets; a blank widget is left out, so the
     schema's default applies (for stop-loss and take-profit: none)."""
     data: dict = {}
-    for widget, path in WIDGET_PATHS.items():
+    for widget, path in widget_paths.items():
         value = cleaned.get(widget)
         if value is None or value == "":
             continue

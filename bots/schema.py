@@ -372,6 +372,9 @@ _PREDICATES: dict[str, str] = {
     "string_too_short": "is required",  # every text field here needs one character, no more
     "string_too_long": "must be at most {max_length} characters long",
     "literal_error": "must be one of {expected}",
+    "datetime_type": "must be a date (YYYY-MM-DD) or a date and time (ISO 8601)",
+    "datetime_parsing": "must be a date (YYYY-MM-DD) or a date and time (ISO 8601)",
+    "datetime_from_date_parsing": "must be a date (YYYY-MM-DD) or a date and time (ISO 8601)",
     "enum": "must be one of {expected}",
 }
 _BUILT_IN_ERRORS = frozenset(get_args(ErrorType))
@@ -384,12 +387,15 @@ _MODELS: dict[str, type[_Schema]] = {
 }  # fmt: skip
 
 
-def validation_errors(exc: ValidationError) -> dict[str, list[str]]:
+def validation_errors(
+    exc: ValidationError, root: type[_Schema] | None = None
+) -> dict[str, list[str]]:
     """The messages of a failed validation by field path: "capital",
     "strategy.indicators.rsi.period", or WHOLE for the object itself. Each message names its
     field ("RSI period must be at least 2.") so it reads the same wherever it is shown, and
-    never repeats the input, which may be anything."""
-    root = _MODELS.get(exc.title)
+    never repeats the input, which may be anything. ``root``: the model validated, when it is
+    not one of this module's (a schema built on BotSettings elsewhere)."""
+    root = root or _MODELS.get(exc.title)
     errors: dict[str, list[str]] = {}
     for error in exc.errors(include_url=False, include_input=False):
         loc = error["loc"]

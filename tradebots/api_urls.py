@@ -4,13 +4,20 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from accounts.api import router as accounts_router
+from backtests.api import router as backtests_router
 from bots.api import router as bots_router
 from reconciliation.api import router as reconciliation_router
 from trading.api import router as trading_router
 
 from .api import answer_in_json, api
 
-for router in (accounts_router, bots_router, trading_router, reconciliation_router):
+for router in (
+    accounts_router,
+    bots_router,
+    trading_router,
+    reconciliation_router,
+    backtests_router,
+):
     api.add_router("", router)
 
 api_patterns, api_app_name, api_namespace = api.urls

@@ -18,7 +18,10 @@ BAD_DECLARATION_CLOSE_CODE = 4400
 MAX_DECLARATION_BYTES = 128 * 1024
 MAX_WATCHED_GROUPS = 8
 MAX_ROWS = 5000
-_BOT_GROUP = re.compile(r"bot\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A bot's page, a backtest's or an optimisation's: one group per object, named by its UUID.
+_OBJECT_GROUP = re.compile(
+    r"(bot|backtest|optimisation)\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
 _ROW_PK = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
@@ -46,7 +49,7 @@ def parse_declaration(text: str) -> tuple[str, TableView | None]:
     if not isinstance(declared, dict) or not isinstance(declared.get("watch"), str):
         raise BadDeclaration("no group to watch")
     group = declared["watch"]
-    if group == DASHBOARD_GROUP or _BOT_GROUP.fullmatch(group):
+    if group == DASHBOARD_GROUP or _OBJECT_GROUP.fullmatch(group):
         return group, None
     if group not in TABLES:
         raise BadDeclaration(f"unknown group {group[:40]!r}")

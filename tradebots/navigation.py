@@ -8,6 +8,7 @@ MAIN_NAVIGATION = (
     ("Positions", "trading:positions"),
     ("Trades", "trading:trades"),
     ("Reconciliation", "reconciliation:runs"),
+    ("Backtests", "backtests:list"),
 )
 
 

@@ -358,6 +358,11 @@ if not 0 <= BROKER_BUDGET_EXIT_RESERVE < BROKER_BUDGET_REQUESTS:
 if bool(ALPACA_API_KEY) != bool(ALPACA_SECRET_KEY):
     raise ImproperlyConfigured("Set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither.")
 
+# Backtests: the longest range accepted, counted in bars of its timeframe (nights included), and
+# the most combinations one optimisation grid may run.
+BACKTEST_MAX_BARS = env_int("BACKTEST_MAX_BARS", 1_000_000)
+OPTIMISATION_MAX_COMBINATIONS = env_int("OPTIMISATION_MAX_COMBINATIONS", 500)
+
 # The built-in paper exchange (used when no Alpaca keys are set).
 PAPER_STARTING_CASH = env_decimal("PAPER_STARTING_CASH", "100000")
 # Market orders fill this many basis points worse than the synthetic price.

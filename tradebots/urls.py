@@ -9,6 +9,7 @@ urlpatterns = [
     path("bots/", include("bots.urls")),
     path("trading/", include("trading.urls")),
     path("reconciliation/", include("reconciliation.urls")),
+    path("backtests/", include("backtests.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),

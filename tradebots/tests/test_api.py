@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 
 from accounts.tokens import create_api_token
-from bots.models import Bot
+from backtests.models import Backtest
+from bots.models import Bot, default_strategy
 from bots.tests.factories import BotFactory
 from reconciliation.models import ReconciliationRun
 from tradebots.api import CSRF_MESSAGE, api
@@ -47,8 +48,13 @@ def books(db):
     run = ReconciliationRun.objects.create(
         started_at=trade.created_at, finished_at=trade.created_at, trigger="api", outcome="in_sync"
     )
+    backtest = Backtest.objects.create(
+        name="Done", symbol="AAPL", timeframe="5Min", strategy=default_strategy(),
+        capital=Decimal("1000"), slippage_bps=Decimal("5"), start=trade.created_at,
+        end=trade.created_at, status=Backtest.Status.DONE,
+    )  # fmt: skip
     return {"bot_id": bot.pk, "position_id": position.pk, "trade_id": trade.pk,
-            "run_id": run.pk, "symbol": "AAPL"}  # fmt: skip
+            "run_id": run.pk, "symbol": "AAPL", "backtest_id": backtest.pk}  # fmt: skip
 
 
 def url(path: str, books: dict) -> str:

@@ -1,0 +1,337 @@
+"""Parameter grids: every combination of some indicator parameters and stop-loss / take-profit
+backtested on the first part of the range (in sample), ranked by a chosen figure, and the best
+re-run on the rest (out of sample) so that over-fitting shows as the gap between the two.
+
+The combinations are split into chunks, one Celery task each, so they run in parallel on however
+many workers there are; each worker keeps the bars it loaded and the indicators it computed, so
+a grid that varies one indicator computes the others once. The chunk that completes the grid
+ranks it and runs the out-of-sample part (no chord: no task waits on another).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from bots.schema import IndicatorSet
+from tradebots import live
+
+from . import bars as bar_data
+from . import metrics
+from .models import Backtest, Optimisation
+from .schema import BacktestInvalid, BacktestSettings, validate_backtest
+from .services import BacktestRefused, check_request, new_backtest, params_of, store_figures
+from .simulation import Bars, NotEnoughBars, simulate
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 10
+OUT_OF_SAMPLE_BEST = 5
+PROGRESS_TEMPLATE = "backtests/optimisation.html#progress"
+# Figures a grid can be ranked by: (key in the metrics, label, larger is better).
+RANKINGS = {
+    "sharpe": ("Sharpe ratio", True),
+    "sortino": ("Sortino ratio", True),
+    "calmar": ("Calmar ratio", True),
+    "total_return_pct": ("Total return", True),
+    "cagr_pct": ("CAGR", True),
+    "profit_factor": ("Profit factor", True),
+    "sqn": ("SQN", True),
+    "win_rate_pct": ("Win rate", True),
+    "max_drawdown_pct": ("Max drawdown (smallest)", False),
+}
+SETTING_PARAMETERS = {"stop_loss_pct": "Stop-loss %", "take_profit_pct": "Take-profit %"}
+
+
+class GridInvalid(ValueError):
+    pass
+
+
+def parameter_names() -> dict[str, str]:
+    """Every parameter a grid may vary, by its short name ("rsi.period") -> label."""
+    names = {}
+    for key, field in IndicatorSet.model_fields.items():
+        config = field.annotation
+        for param in config.model_fields:
+            if param != "enabled":
+                names[f"{key}.{param}"] = config.field_label(param)
+    names.update(SETTING_PARAMETERS)
+    return names
+
+
+def _path(name: str) -> list[str]:
+    if name in SETTING_PARAMETERS:
+        return [name]
+    key, param = name.split(".")
+    return ["strategy", "indicators", key, param]
+
+
+def _values(name: str, text: str) -> list[str]:
+    """ "10, 14, 20" or a range "10:20:2" (from, to inclusive, step) -> the values as text."""
+    text = text.strip()
+    if ":" in text:
+        try:
+            start, stop, step = (Decimal(part) for part in text.split(":"))
+        except (ValueError, InvalidOperation):
+            raise GridInvalid(f"{name}: a range is from:to:step, e.g. 10:20:2.") from None
+        if step <= 0 or stop < start:
+            raise GridInvalid(f"{name}: a range needs a positive step and to ≥ from.")
+        count = int((stop - start) / step) + 1
+        if count > settings.OPTIMISATION_MAX_COMBINATIONS:
+            raise GridInvalid(f"{name}: the range has {count} values; too many.")
+        return [f"{(start + step * index).normalize():f}" for index in range(count)]
+    values = [value.strip() for value in text.split(",") if value.strip()]
+    if not values:
+        raise GridInvalid(f"{name}: give values, e.g. 10, 14, 20, or a range 10:20:2.")
+    return values
+
+
+def parse_grid(text: str) -> dict[str, list[str]]:
+    """One parameter per line: ``rsi.period = 10, 14, 20`` or ``stop_loss_pct = 1:3:0.5``."""
+    known = parameter_names()
+    grid: dict[str, list[str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        name, sep, values = line.partition("=")
+        name = name.strip()
+        if not sep:
+            raise GridInvalid(
+                f"Line {number}: write it as name = values, e.g. rsi.period = 10, 14."
+            )
+        if name not in known:
+            raise GridInvalid(
+                f"Line {number}: unknown parameter {name[:40]!r}; use e.g. rsi.period, "
+                f"macd.fast, stop_loss_pct."
+            )
+        if name in grid:
+            raise GridInvalid(f"Line {number}: {name} is given twice.")
+        grid[name] = _values(name, values)
+    if not grid:
+        raise GridInvalid("Give at least one parameter to vary, e.g. rsi.period = 10, 14, 20.")
+    return grid
+
+
+def combination_count(grid: dict[str, list]) -> int:
+    return math.prod(len(values) for values in grid.values())
+
+
+def combinations(base: dict, grid: dict[str, list]) -> list[tuple[dict, BacktestSettings]]:
+    """Each combination of the grid applied to the base request, validated: (the values set,
+    the request). Combinations the schema refuses (a fast period not below the slow one) are
+    left out."""
+    if combination_count(grid) > settings.OPTIMISATION_MAX_COMBINATIONS:
+        raise GridInvalid(
+            f"The grid has {combination_count(grid):,} combinations; at most "
+            f"{settings.OPTIMISATION_MAX_COMBINATIONS:,} are allowed."
+        )
+    names = list(grid)
+    valid = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        document = _deep_copy(base)
+        chosen = dict(zip(names, values, strict=True))
+        for name, value in chosen.items():
+            *parents, last = _path(name)
+            node = document
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+            if name not in SETTING_PARAMETERS:  # varying an indicator means using it
+                node["enabled"] = True
+        try:
+            valid.append((chosen, validate_backtest(document)))
+        except BacktestInvalid:
+            continue
+    return valid
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value
+
+
+# --- asking -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridRequest:
+    base: BacktestSettings
+    grid: dict[str, list[str]]
+    metric: str
+    in_sample_pct: int
+
+
+def request_optimisation(request: GridRequest, user=None, bot=None) -> Optimisation:
+    if request.metric not in RANKINGS:
+        raise GridInvalid(f"Rank by one of: {', '.join(RANKINGS)}.")
+    if not 10 <= request.in_sample_pct <= 95:
+        raise GridInvalid("The in-sample part must be 10 to 95 percent of the range.")
+    base = request.base.model_dump(mode="json")
+    found = combinations(base, request.grid)
+    if not found:
+        raise GridInvalid("No combination of the grid is a valid strategy.")
+    try:
+        check_request(request.base)
+    except BacktestRefused as refused:
+        raise GridInvalid(refused.message) from None
+    optimisation = Optimisation.objects.create(
+        name=request.base.name,
+        bot=bot,
+        created_by=user if user is not None and user.is_authenticated else None,
+        base=base,
+        grid=request.grid,
+        metric=request.metric,
+        in_sample_pct=request.in_sample_pct,
+        combinations=len(found),
+    )
+    from .tasks import run_optimisation
+
+    transaction.on_commit(lambda: run_optimisation.delay(str(optimisation.pk)))
+    return optimisation
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def optimisation_group(optimisation_id) -> str:
+    return f"optimisation.{optimisation_id}"
+
+
+def push_progress(optimisation: Optimisation) -> None:
+    live.send_html(
+        optimisation_group(optimisation.pk),
+        render_to_string(PROGRESS_TEMPLATE, {"optimisation": optimisation, "oob": True}),
+    )
+
+
+def _set(optimisation: Optimisation, **fields) -> None:
+    for name, value in fields.items():
+        setattr(optimisation, name, value)
+    Optimisation.objects.filter(pk=optimisation.pk).update(**fields)
+    push_progress(optimisation)
+
+
+def start(optimisation_id, dispatch) -> None:
+    """Fetch the bars, split the range, create a run per combination and hand the chunks to
+    ``dispatch(optimisation_id, [backtest ids])`` (a Celery task's delay, or a direct call)."""
+    optimisation = Optimisation.objects.get(pk=optimisation_id)
+    if optimisation.status != Optimisation.Status.QUEUED:
+        return
+    base = validate_backtest(optimisation.base)
+    try:
+        _set(optimisation, status=Optimisation.Status.FETCHING, message="Fetching bars")
+        bar_data.ensure_bars(base.symbol, base.timeframe, base.start, base.end)
+        bars = bar_data.load_bars(base.symbol, base.timeframe, base.start, base.end)
+        if len(bars) < 2:
+            raise NotEnoughBars("The range holds too few bars to split.")
+        split_index = max(1, min(len(bars) - 1, len(bars) * optimisation.in_sample_pct // 100))
+        split_at = datetime.fromtimestamp(int(bars.time[split_index]), tz=UTC)
+    except (bar_data.BarDataError, NotEnoughBars) as refusal:
+        _set(optimisation, status=Optimisation.Status.FAILED, message=str(refusal)[:300])
+        return
+    runs = [
+        new_backtest(
+            requested.model_copy(update={"end": split_at, "name": _label(chosen)}),
+            optimisation=optimisation,
+        )
+        for chosen, requested in combinations(optimisation.base, optimisation.grid)
+    ]
+    _set(
+        optimisation,
+        status=Optimisation.Status.RUNNING,
+        split_at=split_at,
+        combinations=len(runs),
+        message="",
+    )
+    ids = [str(run.pk) for run in runs]
+    for first in range(0, len(ids), CHUNK_SIZE):
+        dispatch(str(optimisation.pk), ids[first : first + CHUNK_SIZE])
+
+
+def _label(chosen: dict) -> str:
+    return ", ".join(f"{name} {value}" for name, value in chosen.items())[:100]
+
+
+@functools.lru_cache(maxsize=4)
+def _bars(symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+    """A worker keeps the last few ranges it loaded: every chunk of a grid reads the same."""
+    return bar_data.load_bars(symbol, timeframe, start, end)
+
+
+@functools.lru_cache(maxsize=4)
+def _indicator_cache(symbol: str, timeframe: str, start: datetime, end: datetime) -> dict:
+    return {}
+
+
+def run_chunk(optimisation_id, backtest_ids: list[str]) -> None:
+    """Run these combinations (in sample), store their figures; the chunk that completes the
+    grid finishes it."""
+    for backtest in Backtest.objects.filter(pk__in=backtest_ids, status=Backtest.Status.QUEUED):
+        key = (backtest.symbol, backtest.timeframe, backtest.start, backtest.end)
+        bars = _bars(*key)
+        try:
+            result = simulate(params_of(backtest), bars, _indicator_cache(*key))
+        except NotEnoughBars as refusal:
+            Backtest.objects.filter(pk=backtest.pk).update(
+                status=Backtest.Status.FAILED, message=str(refusal)[:300]
+            )
+        else:
+            store_figures(backtest, bars, result)
+    Optimisation.objects.filter(pk=optimisation_id).update(
+        completed=F("completed") + len(backtest_ids)
+    )
+    optimisation = Optimisation.objects.get(pk=optimisation_id)
+    push_progress(optimisation)
+    # Exactly one chunk sees the grid complete and moves it on (a conditional update).
+    if optimisation.completed >= optimisation.combinations:
+        finishing = Optimisation.objects.filter(
+            pk=optimisation_id, status=Optimisation.Status.RUNNING
+        ).update(status=Optimisation.Status.DONE)
+        if finishing:
+            finish(optimisation_id)
+
+
+def ranked(optimisation: Optimisation) -> list[Backtest]:
+    """The grid's runs, best first by the chosen figure; runs without it last."""
+    label, larger_is_better = RANKINGS[optimisation.metric]
+    runs = list(optimisation.backtests.filter(status=Backtest.Status.DONE))
+
+    def key(run: Backtest):
+        value = run.metrics.get(optimisation.metric)
+        if value is None:
+            return (1, 0.0)
+        value = float(value)
+        return (0, -value if larger_is_better else value)
+
+    return sorted(runs, key=key)
+
+
+def finish(optimisation_id) -> None:
+    """The best combinations re-run on the out-of-sample part, next to their in-sample figures."""
+    optimisation = Optimisation.objects.get(pk=optimisation_id)
+    base = validate_backtest(optimisation.base)
+    bars = bar_data.load_bars(base.symbol, base.timeframe, optimisation.split_at, base.end)
+    for run in ranked(optimisation)[:OUT_OF_SAMPLE_BEST]:
+        try:
+            result = simulate(params_of(run), bars)
+        except NotEnoughBars as refusal:
+            outside = {"error": str(refusal)}
+        else:
+            outside = metrics.compute(result, bars, run.capital)
+        Backtest.objects.filter(pk=run.pk).update(out_of_sample_metrics=outside)
+    _set(optimisation, finished_at=timezone.now(), message="")
