@@ -9,7 +9,7 @@ from django.utils import timezone
 from bots.forms import WIDGET_PATHS, BotForm
 from bots.models import Bot
 
-from .optimisation import RANKINGS, GridInvalid, combinations, parse_grid
+from .optimisation import RANKINGS, GridInvalid, combination_count, combinations, parse_grid
 from .schema import BacktestSettings
 from .services import settings_of_bot
 
@@ -43,6 +43,10 @@ class BacktestForm(BotForm):
         help_text="Of each fill's value; Alpaca charges none.",
         widget=forms.NumberInput(attrs={"step": "0.01"}),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["capital"].help_text = "What each entry invests, as the bot's capital."
 
     @classmethod
     def initial_for(cls, bot: Bot | None = None) -> dict:
@@ -93,6 +97,8 @@ class OptimisationForm(BacktestForm):
         self.combinations = 0
         try:
             grid = parse_grid(cleaned.get("grid") or "")
+            # Until the base configuration is valid, the count is the grid's size.
+            self.combinations = combination_count(grid)
             if self.settings is not None:
                 found = combinations(self.settings.model_dump(mode="json"), grid)
                 if not found:
