@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bots.schema import BotSettings, Name, validation_errors
+from bots.strategy import warmup_bars
 from tradebots.broker import TimeFrame
 
 MAX_COMMISSION_BPS = Decimal(1000)
@@ -75,8 +76,17 @@ class BacktestSettings(BotSettings):
         return end
 
     @model_validator(mode="after")
-    def _not_too_long(self) -> BacktestSettings:
+    def _not_too_long_nor_too_short(self) -> BacktestSettings:
         bars = estimated_bars(self.timeframe, self.start, self.end)
+        needed = warmup_bars(self.strategy) + 1
+        if bars < needed:
+            # Even with a bar at every moment of the range: no need to fetch anything to know.
+            raise PydanticCustomError(
+                "range_too_short",
+                "spans at most {bars} bars of {timeframe}; the strategy's indicators need "
+                "{needed} (their warm-up and one to trade on)",
+                {"bars": bars, "timeframe": self.timeframe, "needed": needed},
+            )
         if bars > settings.BACKTEST_MAX_BARS:
             raise PydanticCustomError(
                 "range_too_long",

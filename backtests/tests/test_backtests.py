@@ -9,9 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from backtests import services
+from backtests import bars, services
 from backtests.models import Backtest, BacktestTrade, HistoricalBar
-from backtests.schema import validate_backtest
+from backtests.schema import BacktestInvalid, validate_backtest
 from backtests.tests.conftest import START, backtest_form_data, backtest_input
 from bots.models import Bot
 from bots.tests.factories import BotFactory
@@ -50,13 +50,25 @@ def test_bars_are_fetched_once_and_reused(finished_backtest, django_assert_max_n
     assert again.metrics == Backtest.objects.exclude(pk=again.pk).get().metrics
 
 
-def test_too_few_bars_for_the_indicators_ends_as_failed_with_the_reason(finished_backtest):
-    backtest = finished_backtest(
-        timeframe="1Day", end=(START.replace(day=START.day + 5)).isoformat()
-    )
+def test_a_range_too_short_for_the_indicators_is_refused_before_anything_runs(db):
+    with pytest.raises(
+        BacktestInvalid, match="spans at most 5 bars of 1Day; the strategy's indicators need 16"
+    ):
+        validate_backtest(backtest_input(timeframe="1Day", end="2026-10-09"))
+
+
+def test_fewer_bars_than_the_indicators_need_ends_as_failed_with_the_reason(
+    finished_backtest, monkeypatch
+):
+    """The range could hold enough bars, but the market had fewer (nights, holidays, a
+    thinly traded symbol): the run ends as failed and says why."""
+    load = bars.load_bars
+    monkeypatch.setattr(bars, "load_bars", lambda *args: load(*args).slice(0, 10))
+
+    backtest = finished_backtest()
 
     assert backtest.status == Backtest.Status.FAILED
-    assert "the strategy's indicators need 15" in backtest.message
+    assert "The range holds 10 bars; the strategy's indicators need 15" in backtest.message
     assert not backtest.trades.exists()
 
 
@@ -306,7 +318,7 @@ def test_command_prints_the_api_document_with_json(capsys):
         (["--strategy", "{}", "--symbol", "AAPL", "--timeframe", "2Min"], 2, "Timeframe must be"),
         (["--bot", "nope"], 2, "no bot 'nope'"),
         (["--strategy", '{"indicators": {"rsi": {"enabled": true}}, "buy_rule": "rsi", '
-          '"sell_rule": "rsi"}', "--symbol", "AAPL", "--timeframe", "1Day"], 1, "need 15"),
+          '"sell_rule": "rsi"}', "--symbol", "AAPL", "--timeframe", "1Day"], 2, "need 16"),
     ],
 )  # fmt: skip
 def test_command_bad_input_exits_non_zero_with_one_line(arguments, code, message):
@@ -315,3 +327,15 @@ def test_command_bad_input_exits_non_zero_with_one_line(arguments, code, message
     assert refused.value.returncode == code
     assert message in str(refused.value) and "\n" not in str(refused.value)
     assert not BacktestTrade.objects.exists()
+
+
+def test_command_exits_1_when_the_backtest_cannot_run(monkeypatch):
+    load = bars.load_bars
+    monkeypatch.setattr(bars, "load_bars", lambda *args: load(*args).slice(0, 10))
+    bot = BotFactory(name="Short")
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "backtest", "--bot", str(bot.pk), "--start", "2026-10-05", "--end", "2026-10-07"
+        )
+    assert refused.value.returncode == 1
+    assert str(refused.value).startswith("Not run: The range holds 10 bars")
