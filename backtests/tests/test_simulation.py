@@ -80,7 +80,7 @@ def test_a_level_touched_inside_a_bar_fills_at_the_level(low, high, exit_price, 
     bars = make_bars([*DROP, 99, 99, 99], lows={5: low}, highs={5: high})
     simulated = params(stop_loss_pct=Decimal(5), take_profit_pct=Decimal(5))
 
-    trade = simulate(simulated, bars).trades[0]
+    (trade,) = simulate(simulated, bars).trades
 
     assert (trade.exit_decided, trade.exit_filled) == (5, 5)
     assert (trade.exit_price, trade.exit_reason) == (exit_price, reason)
@@ -98,7 +98,7 @@ def test_a_bar_that_opens_through_a_level_fills_at_its_open(open_, reason):
     bars = make_bars([*DROP, 99, open_, open_], opens={5: open_})
     simulated = params(stop_loss_pct=Decimal(5), take_profit_pct=Decimal(5))
 
-    trade = simulate(simulated, bars).trades[0]
+    (trade,) = simulate(simulated, bars).trades
 
     assert (trade.exit_decided, trade.exit_filled) == (5, 5)
     assert (trade.exit_price, trade.exit_reason) == (open_, reason)
@@ -108,7 +108,7 @@ def test_when_one_bar_touches_both_levels_the_stop_loss_counts():
     bars = make_bars([*DROP, 99, 99, 99], lows={5: 90}, highs={5: 110})
     simulated = params(stop_loss_pct=Decimal(5), take_profit_pct=Decimal(5))
 
-    trade = simulate(simulated, bars).trades[0]
+    (trade,) = simulate(simulated, bars).trades  # one exit, not a stop-loss and a take-profit
 
     assert trade.exit_price == Decimal("94.05")
     assert trade.exit_reason == stop_loss_reason(Decimal("94.05"))
