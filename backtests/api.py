@@ -44,7 +44,7 @@ class NewBacktestIn(BacktestSettings):
 NewBacktest = Annotated[dict, PlainValidator(_json_object, json_schema_input_type=NewBacktestIn)]
 
 
-class TradeOut(Schema):
+class BacktestTradeOut(Schema):
     number: int
     qty: Money
     entry_at: datetime
@@ -57,7 +57,7 @@ class TradeOut(Schema):
     return_pct: Money
 
 
-class EquityPointOut(Schema):
+class BacktestEquityPointOut(Schema):
     time: int = Field(description="Unix seconds (the bar's open).")
     equity: float = Field(description="The account's value at the bar's close (for charts).")
 
@@ -93,8 +93,10 @@ class BacktestOut(BacktestBriefOut):
         "strings, ratios as numbers, null where undefined (e.g. Sharpe of a flat curve); with "
         "`exit_reasons` and `monthly_returns` tables."
     )
-    equity_curve: list[EquityPointOut] = Field(description="Thinned to at most 2,000 points.")
-    trades: list[TradeOut]
+    equity_curve: list[BacktestEquityPointOut] = Field(
+        description="Thinned to at most 2,000 points."
+    )
+    trades: list[BacktestTradeOut]
 
     @staticmethod
     def resolve_equity_curve(backtest: Backtest) -> list[dict]:

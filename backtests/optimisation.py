@@ -181,12 +181,11 @@ def request_optimisation(request: GridRequest, user=None, bot=None) -> Optimisat
         raise GridInvalid(f"Rank by one of: {', '.join(RANKINGS)}.")
     if not 10 <= request.in_sample_pct <= 95:
         raise GridInvalid("The in-sample part must be 10 to 95 percent of the range.")
-    base = request.base.model_dump(mode="json")
-    found = combinations(base, request.grid)
+    found = combinations(request.base.model_dump(mode="json"), request.grid)
     if not found:
         raise GridInvalid("No combination of the grid is a valid strategy.")
     try:
-        check_request(request.base)
+        base = check_request(request.base).model_dump(mode="json")
     except BacktestRefused as refused:
         raise GridInvalid(refused.message) from None
     optimisation = Optimisation.objects.create(

@@ -19,6 +19,7 @@ from bots import services as bot_services
 from bots.models import Bot
 from bots.schema import BotSettings, StrategyConfig
 from tradebots import live
+from tradebots.broker import BrokerError, get_broker
 
 from . import bars as bar_data
 from . import metrics
@@ -56,12 +57,18 @@ def settings_of_bot(bot: Bot) -> dict:
     return {**bot.settings_input(), "name": f"{bot.name} backtest"}
 
 
-def check_request(requested: BacktestSettings) -> None:
-    """What the schema cannot know: the symbol exists at the broker."""
+def check_request(requested: BacktestSettings) -> BacktestSettings:
+    """What the schema cannot know: the symbol exists at the broker, and whether it trades in
+    fractions (as the engine, which buys fractions only where the asset allows them)."""
     try:
         bot_services.check_symbol(requested.symbol)
+        if requested.allow_fractional and not get_broker().get_asset(requested.symbol).fractionable:
+            return requested.model_copy(update={"allow_fractional": False})
     except bot_services.BotError as error:
         raise BacktestRefused(error.message, error.fields) from error
+    except BrokerError as error:
+        raise BacktestRefused(f"Cannot check the symbol: {error}.") from error
+    return requested
 
 
 def new_backtest(
@@ -91,7 +98,7 @@ def request_backtest(
 ) -> Backtest:
     """Store the request and queue its run (after the transaction commits). The symbol is
     checked at the broker first: an unknown one runs nothing."""
-    check_request(requested)
+    requested = check_request(requested)
     backtest = new_backtest(requested, user, bot)
     if enqueue:
         from .tasks import run_backtest  # the task module imports this one

@@ -339,3 +339,18 @@ def test_command_exits_1_when_the_backtest_cannot_run(monkeypatch):
         )
     assert refused.value.returncode == 1
     assert str(refused.value).startswith("Not run: The range holds 10 bars")
+
+
+def test_fractions_only_where_the_asset_trades_in_them(db, monkeypatch):
+    """As the engine: a bot that allows fractions buys whole shares of an asset that has none."""
+    from tradebots.broker import Asset
+    from tradebots.broker.paper.broker import PaperBroker
+
+    monkeypatch.setattr(
+        PaperBroker, "get_asset",
+        lambda self, symbol: Asset(symbol=symbol, name="Whole", tradable=True, fractionable=False),
+    )  # fmt: skip
+    backtest = services.request_backtest(
+        validate_backtest(backtest_input(allow_fractional=True)), enqueue=False
+    )
+    assert backtest.allow_fractional is False
