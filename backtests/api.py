@@ -12,7 +12,7 @@ from pydantic import PlainValidator
 
 from bots.models import Bot
 from bots.schema import WHOLE, StrategyConfig, Timeframe
-from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, responses
+from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, json_object, responses
 from tradebots.money import Money
 from tradebots.pagination import KeysetPagination
 
@@ -25,12 +25,6 @@ router = Router(tags=["backtests"])
 BacktestStatus = Literal[tuple(Backtest.Status.values)]
 
 
-def _json_object(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError("The request body must be a JSON object.")
-    return value
-
-
 class NewBacktestIn(BacktestSettings):
     """A bot's settings, the range (`start`, `end`: ISO 8601; a date alone as `end` means
     through that day) and the commission; `bot_id` ties the run to a bot ("Backtest this
@@ -41,7 +35,7 @@ class NewBacktestIn(BacktestSettings):
 
 # Documented as NewBacktestIn, validated in the view by the schema itself so that refusals carry
 # its own messages (as on the pages).
-NewBacktest = Annotated[dict, PlainValidator(_json_object, json_schema_input_type=NewBacktestIn)]
+NewBacktest = Annotated[dict, PlainValidator(json_object, json_schema_input_type=NewBacktestIn)]
 
 
 class BacktestTradeOut(Schema):

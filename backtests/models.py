@@ -11,6 +11,16 @@ PRICE = {"max_digits": 20, "decimal_places": 4}
 QUANTITY = {"max_digits": 20, "decimal_places": 9}
 
 
+class RunStatus(models.TextChoices):
+    """Where a backtest or a grid is: queued, fetching its bars, running, done or failed."""
+
+    QUEUED = "queued", "Queued"
+    FETCHING = "fetching", "Fetching bars"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class HistoricalBar(models.Model):
     """One bar of market data, as the broker (or an imported file) gave it. A bar is stored
     once per (symbol, timeframe, timestamp): re-runs and grids read it from here."""
@@ -59,12 +69,7 @@ class BarCoverage(models.Model):
 class Backtest(models.Model):
     """One strategy replayed over one bar range: what was asked, how far it got, what came out."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        FETCHING = "fetching", "Fetching bars"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = RunStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
@@ -142,12 +147,7 @@ class Optimisation(models.Model):
     """A parameter grid over one strategy: every combination backtested on the in-sample part
     of the range, the best re-run on the rest (out of sample)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        FETCHING = "fetching", "Fetching bars"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = RunStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)

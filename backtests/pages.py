@@ -8,8 +8,8 @@ from datetime import timedelta
 from bots.books import Fill
 from bots.charts import build_chart
 from bots.models import Bot
-from bots.schema import INDICATOR_NAMES, RULE_CHOICES, StrategyConfig
-from bots.strategy import warmup_bars
+from bots.schema import StrategyConfig
+from bots.strategy import describe_strategy, warmup_bars
 
 from .models import Backtest, HistoricalBar
 
@@ -79,19 +79,7 @@ def format_duration(seconds: float) -> str:
 
 
 def strategy_summary(backtest: Backtest) -> dict:
-    strategy = StrategyConfig.model_validate(backtest.strategy)
-    rules = dict(RULE_CHOICES)
-    return {
-        "indicators": [
-            {
-                "name": INDICATOR_NAMES[key],
-                "params": strategy.config(key).model_dump(mode="json", exclude={"enabled"}),
-            }
-            for key in strategy.enabled_indicators
-        ],
-        "buy_rule": rules[strategy.buy_rule],
-        "sell_rule": rules[strategy.sell_rule],
-    }
+    return describe_strategy(StrategyConfig.model_validate(backtest.strategy))
 
 
 def equity_chart(backtest: Backtest) -> dict:

@@ -1,7 +1,7 @@
 """JSON API for bots; the same service functions as the pages."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from django.shortcuts import get_object_or_404
@@ -10,7 +10,7 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 from pydantic import ConfigDict, PlainValidator, ValidationError, create_model
 
-from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, responses
+from tradebots.api import MUTATION_ERRORS, TRADERS, ApiError, json_object, responses
 from tradebots.money import Money
 from tradebots.pagination import KeysetPagination
 
@@ -23,15 +23,9 @@ router = Router(tags=["bots"])
 BotStatus = Literal[tuple(Bot.Status.values)]
 
 
-def _json_object(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError("The request body must be a JSON object.")
-    return value
-
-
 # Documented as BotSettings, but validated in the view by BotSettings itself so that refusals
 # carry the schema's own messages (bots.schema.validation_errors), as on the bot pages.
-NewBot = Annotated[dict, PlainValidator(_json_object, json_schema_input_type=BotSettings)]
+NewBot = Annotated[dict, PlainValidator(json_object, json_schema_input_type=BotSettings)]
 
 
 def _optional(field) -> tuple:
@@ -48,9 +42,7 @@ BotSettingsChanges = create_model(
     __config__=ConfigDict(extra="forbid"),
     **{name: _optional(field) for name, field in BotSettings.model_fields.items()},
 )
-BotChanges = Annotated[
-    dict, PlainValidator(_json_object, json_schema_input_type=BotSettingsChanges)
-]
+BotChanges = Annotated[dict, PlainValidator(json_object, json_schema_input_type=BotSettingsChanges)]
 
 
 class OpenPositionBrief(Schema):

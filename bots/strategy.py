@@ -27,6 +27,7 @@ from tradebots.money import format_money, to_cents
 from .schema import (
     INDICATOR_NAMES,
     MAJORITY,
+    RULE_CHOICES,
     BollingerConfig,
     EmaCrossConfig,
     IndicatorConfig,
@@ -379,6 +380,22 @@ def indicator_series(strategy: StrategyConfig, bars: Sequence[BarLike]) -> dict[
         if starts[action][index]
     ]
     return {"overlays": lines(PRICE_OVERLAYS), "panes": lines(OSCILLATOR_PANES), "markers": markers}
+
+
+def describe_strategy(strategy: StrategyConfig) -> dict:
+    """A strategy as pages list it: each enabled indicator with its parameters, and the rules."""
+    rule_names = dict(RULE_CHOICES)
+    return {
+        "indicators": [
+            {
+                "name": INDICATOR_NAMES[key],
+                "params": strategy.config(key).model_dump(mode="json", exclude={"enabled"}),
+            }
+            for key in strategy.enabled_indicators
+        ],
+        "buy_rule": rule_names[strategy.buy_rule],
+        "sell_rule": rule_names[strategy.sell_rule],
+    }
 
 
 # --- Stop-loss / take-profit ------------------------------------------------------------------

@@ -18,12 +18,11 @@ from .books import books
 from .forms import BotForm
 from .models import Bot
 from .schema import (
-    INDICATOR_NAMES,
-    RULE_CHOICES,
     StrategyConfig,
     validate_setting,
     validation_errors,
 )
+from .strategy import describe_strategy
 
 STATUS_HISTORY_LENGTH = 20
 BOTS_PER_PAGE = 50
@@ -61,21 +60,6 @@ def bot_list(request):
     return response
 
 
-def _strategy_summary(strategy: StrategyConfig) -> dict:
-    rule_names = dict(RULE_CHOICES)
-    return {
-        "indicators": [
-            {
-                "name": INDICATOR_NAMES[key],
-                "params": strategy.config(key).model_dump(mode="json", exclude={"enabled"}),
-            }
-            for key in strategy.enabled_indicators
-        ],
-        "buy_rule": rule_names[strategy.buy_rule],
-        "sell_rule": rule_names[strategy.sell_rule],
-    }
-
-
 @require_GET
 def bot_detail(request, pk):
     (bot,) = services.with_latest_prices([get_object_or_404(Bot.objects.with_figures(), pk=pk)])
@@ -95,7 +79,7 @@ def bot_detail(request, pk):
         problems = [message for found in validation_errors(error).values() for message in found]
         context.update(strategy_problems=problems, chart_error="No chart: the strategy is invalid.")
         return render(request, "bots/detail.html", context)
-    context.update(strategy=_strategy_summary(strategy), **charts.price_chart(bot, strategy))
+    context.update(strategy=describe_strategy(strategy), **charts.price_chart(bot, strategy))
     return render(request, "bots/detail.html", context)
 
 

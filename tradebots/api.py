@@ -76,6 +76,13 @@ def request_too_large() -> JsonResponse:
     )
 
 
+def json_object(value: Any) -> dict:
+    """A request body that must be a JSON object (validated further by the view's schema)."""
+    if not isinstance(value, dict):
+        raise ValueError("The request body must be a JSON object.")
+    return value
+
+
 class ApiError(HttpError):
     """Refuse a request: the status, a readable message and, where fields are at fault, theirs."""
 
