@@ -12,6 +12,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # A deleted bar would leave its span marked complete, never fetched again.
+        return False
+
 
 @admin.register(BacktestTrade)
 class BacktestTradeAdmin(ReadOnlyAdmin):

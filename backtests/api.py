@@ -139,7 +139,7 @@ def create_backtest(request, payload: Body[NewBacktest]):
 @paginate(KeysetPagination, ordering=("-created_at", "-id"))
 def list_backtests(request):
     """Every backtest, newest first (without its trades and curve)."""
-    return Backtest.objects.filter(optimisation=None)
+    return Backtest.objects.filter(optimisation=None).defer("equity", "drawdown", "metrics")
 
 
 @router.get("/backtests/{uuid:backtest_id}", response=responses({200: BacktestOut}, 404))

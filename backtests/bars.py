@@ -49,6 +49,11 @@ class ImportedBars:
     last: datetime  # when the last bar opened
 
 
+# The newest minutes are not fetched: a data feed may not have published them yet (SIP on a
+# free plan does not serve them at all), and a covered span must really be complete.
+RECENT_MARGIN = timedelta(minutes=15)
+
+
 def missing_spans(
     symbol: str, timeframe: TimeFrame | str, start: datetime, end: datetime
 ) -> list[Span]:
@@ -83,14 +88,15 @@ def ensure_bars(
 ) -> int:
     """Fetch and store the bars of [start, end) not stored yet; return how many were fetched.
 
-    Only bars that have closed are fetched (the range ends one bar before now), so a stored bar
-    never changes. Each missing span is fetched in requests of at most BARS_PER_REQUEST bars'
-    worth of time; ``progress(fraction done)`` is called after each. Every request's bars are
-    stored with their coverage in one transaction: when the broker fails, what came before stays
-    stored and covered, and BarDataError carries the broker's message."""
+    Only bars that have closed are fetched (the range ends one bar and RECENT_MARGIN before
+    now), so a stored bar never changes. Each missing span is fetched in requests of at most
+    BARS_PER_REQUEST bars' worth of time; ``progress(fraction done)`` is called after each.
+    Every request's bars are stored with their coverage in one transaction: when the broker
+    fails, what came before stays stored and covered, and BarDataError carries the broker's
+    message."""
     timeframe = TimeFrame(timeframe)
     _require_aware(start, end)
-    end = min(end, timezone.now() - timedelta(seconds=timeframe.seconds))
+    end = min(end, timezone.now() - timedelta(seconds=timeframe.seconds) - RECENT_MARGIN)
     if start >= end:
         return 0
     gaps = missing_spans(symbol, timeframe, start, end)

@@ -1,6 +1,7 @@
 """Historical bars (cached per symbol, timeframe and bar), and stored backtests and grids."""
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -108,6 +109,9 @@ class Backtest(models.Model):
     equity = models.JSONField(
         default=list, blank=True, help_text="[[epoch seconds, equity], ...], thinned for charts"
     )
+    drawdown = models.JSONField(
+        default=list, blank=True, help_text="[[epoch seconds, % under the peak], ...], thinned"
+    )
     out_of_sample_metrics = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -116,6 +120,11 @@ class Backtest(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def last_day(self):
+        """The range's last day as a trader gave it ("To", inclusive): the end is exclusive."""
+        return (self.end - timedelta(microseconds=1)).date()
 
 
 class BacktestTrade(models.Model):

@@ -16,16 +16,17 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from bots.schema import IndicatorSet
+from bots.strategy import warmup_bars
 from tradebots import live
 
 from . import bars as bar_data
@@ -50,7 +51,8 @@ RANKINGS = {
     "profit_factor": ("Profit factor", True),
     "sqn": ("SQN", True),
     "win_rate_pct": ("Win rate", True),
-    "max_drawdown_pct": ("Max drawdown (smallest)", False),
+    # Drawdowns are negative percents: the largest is the shallowest.
+    "max_drawdown_pct": ("Max drawdown (shallowest)", True),
 }
 SETTING_PARAMETERS = {"stop_loss_pct": "Stop-loss %", "take_profit_pct": "Take-profit %"}
 
@@ -78,24 +80,40 @@ def _path(name: str) -> list[str]:
     return ["strategy", "indicators", key, param]
 
 
+MAX_VALUE_LENGTH = 20  # "0.0001" or "1000": a value longer than this is no parameter
+
+
+def _number(name: str, text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except (ValueError, ArithmeticError):
+        raise GridInvalid(f"{name}: {text.strip()[:MAX_VALUE_LENGTH]!r} is not a number.") from None
+    # Finite and of a parameter's size: no NaN, infinity or 1e999999 to compute with.
+    if not value.is_finite() or abs(value.adjusted()) > 6:
+        raise GridInvalid(f"{name}: {text.strip()[:MAX_VALUE_LENGTH]!r} is not a parameter value.")
+    return value
+
+
 def _values(name: str, text: str) -> list[str]:
     """ "10, 14, 20" or a range "10:20:2" (from, to inclusive, step) -> the values as text."""
     text = text.strip()
     if ":" in text:
-        try:
-            start, stop, step = (Decimal(part) for part in text.split(":"))
-        except (ValueError, InvalidOperation):
-            raise GridInvalid(f"{name}: a range is from:to:step, e.g. 10:20:2.") from None
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise GridInvalid(f"{name}: a range is from:to:step, e.g. 10:20:2.")
+        start, stop, step = (_number(name, part) for part in parts)
         if step <= 0 or stop < start:
             raise GridInvalid(f"{name}: a range needs a positive step and to ≥ from.")
         count = int((stop - start) / step) + 1
         if count > settings.OPTIMISATION_MAX_COMBINATIONS:
-            raise GridInvalid(f"{name}: the range has {count} values; too many.")
+            raise GridInvalid(f"{name}: the range has {count:,} values; too many.")
         return [f"{(start + step * index).normalize():f}" for index in range(count)]
     values = [value.strip() for value in text.split(",") if value.strip()]
     if not values:
         raise GridInvalid(f"{name}: give values, e.g. 10, 14, 20, or a range 10:20:2.")
-    return values
+    if len(values) > settings.OPTIMISATION_MAX_COMBINATIONS:
+        raise GridInvalid(f"{name}: {len(values):,} values; too many.")
+    return [f"{_number(name, value).normalize():f}" for value in values]
 
 
 def parse_grid(text: str) -> dict[str, list[str]]:
@@ -214,7 +232,9 @@ def optimisation_group(optimisation_id) -> str:
 def push_progress(optimisation: Optimisation) -> None:
     live.send_html(
         optimisation_group(optimisation.pk),
-        render_to_string(PROGRESS_TEMPLATE, {"optimisation": optimisation, "oob": True}),
+        render_to_string(
+            PROGRESS_TEMPLATE, {"optimisation": optimisation, "oob": True, "swapped": True}
+        ),
     )
 
 
@@ -227,29 +247,42 @@ def _set(optimisation: Optimisation, **fields) -> None:
 
 def start(optimisation_id, dispatch) -> None:
     """Fetch the bars, split the range, create a run per combination and hand the chunks to
-    ``dispatch(optimisation_id, [backtest ids])`` (a Celery task's delay, or a direct call)."""
+    ``dispatch(optimisation_id, [backtest ids])`` (a Celery task's delay, or a direct call).
+    Whatever goes wrong on the way ends the grid as failed with the reason, never half-started."""
     optimisation = Optimisation.objects.get(pk=optimisation_id)
-    if optimisation.status != Optimisation.Status.QUEUED:
-        return
-    base = validate_backtest(optimisation.base)
+    claimed = Optimisation.objects.filter(
+        pk=optimisation_id, status=Optimisation.Status.QUEUED
+    ).update(status=Optimisation.Status.FETCHING, message="Fetching bars")
+    if not claimed:
+        return  # a redelivered task: another one started it
+    optimisation.status = Optimisation.Status.FETCHING
     try:
-        _set(optimisation, status=Optimisation.Status.FETCHING, message="Fetching bars")
-        bar_data.ensure_bars(base.symbol, base.timeframe, base.start, base.end)
+        base = validate_backtest(optimisation.base)
+        push_progress(optimisation)
+        bar_data.ensure_bars(
+            base.symbol, base.timeframe, base.start, base.end,
+            progress=lambda done: _set(optimisation, message=f"Fetching bars ({done:.0%})"),
+        )  # fmt: skip
         bars = bar_data.load_bars(base.symbol, base.timeframe, base.start, base.end)
         if len(bars) < 2:
             raise NotEnoughBars("The range holds too few bars to split.")
         split_index = max(1, min(len(bars) - 1, len(bars) * optimisation.in_sample_pct // 100))
         split_at = datetime.fromtimestamp(int(bars.time[split_index]), tz=UTC)
+        with transaction.atomic():
+            runs = [
+                new_backtest(
+                    requested.model_copy(update={"end": split_at, "name": _label(chosen)}),
+                    optimisation=optimisation,
+                )
+                for chosen, requested in combinations(optimisation.base, optimisation.grid)
+            ]
     except (bar_data.BarDataError, NotEnoughBars) as refusal:
-        _set(optimisation, status=Optimisation.Status.FAILED, message=str(refusal)[:300])
+        _fail(optimisation, str(refusal))
         return
-    runs = [
-        new_backtest(
-            requested.model_copy(update={"end": split_at, "name": _label(chosen)}),
-            optimisation=optimisation,
-        )
-        for chosen, requested in combinations(optimisation.base, optimisation.grid)
-    ]
+    except Exception as error:
+        logger.exception("Grid %s failed to start", optimisation.pk)
+        _fail(optimisation, f"Failed: {error}")
+        raise
     _set(
         optimisation,
         status=Optimisation.Status.RUNNING,
@@ -262,75 +295,118 @@ def start(optimisation_id, dispatch) -> None:
         dispatch(str(optimisation.pk), ids[first : first + CHUNK_SIZE])
 
 
+def _fail(optimisation: Optimisation, message: str) -> None:
+    _set(
+        optimisation,
+        status=Optimisation.Status.FAILED,
+        message=message[:300],
+        finished_at=timezone.now(),
+    )
+
+
 def _label(chosen: dict) -> str:
     return ", ".join(f"{name} {value}" for name, value in chosen.items())[:100]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def _bars(symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
-    """A worker keeps the last few ranges it loaded: every chunk of a grid reads the same."""
+    """A worker keeps the range it loaded last: every chunk of a grid reads the same."""
     return bar_data.load_bars(symbol, timeframe, start, end)
 
 
-@functools.lru_cache(maxsize=4)
-def _indicator_cache(symbol: str, timeframe: str, start: datetime, end: datetime) -> dict:
-    return {}
+FINISHED_RUNS = (Backtest.Status.DONE, Backtest.Status.FAILED)
 
 
 def run_chunk(optimisation_id, backtest_ids: list[str]) -> None:
-    """Run these combinations (in sample), store their figures; the chunk that completes the
-    grid finishes it."""
+    """Run these combinations (in sample) and store their figures; a combination that fails is
+    marked failed with the reason, never left queued. The chunk that sees every run of the grid
+    finished moves it on, once, whichever chunk that is and however often one is redelivered."""
+    # Indicators computed for one combination serve the others of the chunk (a grid's
+    # neighbouring combinations share most settings); dropped with the chunk, so a worker's
+    # memory does not grow with the grid.
+    indicators: dict = {}
     for backtest in Backtest.objects.filter(pk__in=backtest_ids, status=Backtest.Status.QUEUED):
-        key = (backtest.symbol, backtest.timeframe, backtest.start, backtest.end)
-        bars = _bars(*key)
+        # Claimed first: a redelivered chunk running alongside skips what this one runs.
+        if not Backtest.objects.filter(pk=backtest.pk, status=Backtest.Status.QUEUED).update(
+            status=Backtest.Status.RUNNING
+        ):
+            continue
         try:
-            result = simulate(params_of(backtest), bars, _indicator_cache(*key))
-        except NotEnoughBars as refusal:
-            Backtest.objects.filter(pk=backtest.pk).update(
-                status=Backtest.Status.FAILED, message=str(refusal)[:300]
-            )
-        else:
+            bars = _bars(backtest.symbol, backtest.timeframe, backtest.start, backtest.end)
+            result = simulate(params_of(backtest), bars, indicators)
             store_figures(backtest, bars, result)
-    Optimisation.objects.filter(pk=optimisation_id).update(
-        completed=F("completed") + len(backtest_ids)
+        except NotEnoughBars as refusal:
+            _fail_run(backtest, str(refusal))
+        except Exception as error:  # noqa: BLE001 - one combination must not stall the grid
+            logger.exception("Grid run %s failed", backtest.pk)
+            _fail_run(backtest, f"Failed: {error}")
+    _count_and_maybe_finish(optimisation_id)
+
+
+def _fail_run(backtest: Backtest, message: str) -> None:
+    Backtest.objects.filter(pk=backtest.pk).update(
+        status=Backtest.Status.FAILED, message=message[:300], finished_at=timezone.now()
     )
+
+
+def _count_and_maybe_finish(optimisation_id) -> None:
+    finished = Backtest.objects.filter(
+        optimisation_id=optimisation_id, status__in=FINISHED_RUNS
+    ).count()
+    Optimisation.objects.filter(pk=optimisation_id).update(completed=finished)
     optimisation = Optimisation.objects.get(pk=optimisation_id)
     push_progress(optimisation)
-    # Exactly one chunk sees the grid complete and moves it on (a conditional update).
-    if optimisation.completed >= optimisation.combinations:
-        finishing = Optimisation.objects.filter(
-            pk=optimisation_id, status=Optimisation.Status.RUNNING
-        ).update(status=Optimisation.Status.DONE)
-        if finishing:
-            finish(optimisation_id)
+    if finished < optimisation.combinations:
+        return
+    # Exactly one chunk moves the grid on: the one whose conditional update takes it.
+    if Optimisation.objects.filter(pk=optimisation_id, status=Optimisation.Status.RUNNING).update(
+        status=Optimisation.Status.DONE, message="Testing the best out of sample"
+    ):
+        finish(optimisation_id)
+
+
+def _ranking_value(run: Backtest, metric: str) -> float | None:
+    value = run.metrics.get(metric)
+    if value is None and metric == "profit_factor" and run.metrics.get("trades"):
+        # No losing trade: a profit factor beyond any number, if there was a profit.
+        return math.inf if float(run.metrics.get("net_profit") or 0) > 0 else None
+    return None if value is None else float(value)
 
 
 def ranked(optimisation: Optimisation) -> list[Backtest]:
     """The grid's runs, best first by the chosen figure; runs without it last."""
-    label, larger_is_better = RANKINGS[optimisation.metric]
-    runs = list(optimisation.backtests.filter(status=Backtest.Status.DONE))
+    _, larger_is_better = RANKINGS[optimisation.metric]
+    runs = list(optimisation.backtests.filter(status=Backtest.Status.DONE).defer("equity"))
 
     def key(run: Backtest):
-        value = run.metrics.get(optimisation.metric)
+        value = _ranking_value(run, optimisation.metric)
         if value is None:
             return (1, 0.0)
-        value = float(value)
         return (0, -value if larger_is_better else value)
 
     return sorted(runs, key=key)
 
 
 def finish(optimisation_id) -> None:
-    """The best combinations re-run on the out-of-sample part, next to their in-sample figures."""
+    """The best combinations re-run on the out-of-sample part, next to their in-sample figures.
+    Each starts from the bars before the split that its indicators need to warm up, so it can
+    trade from the split on; its figures are measured from there."""
     optimisation = Optimisation.objects.get(pk=optimisation_id)
-    base = validate_backtest(optimisation.base)
-    bars = bar_data.load_bars(base.symbol, base.timeframe, optimisation.split_at, base.end)
-    for run in ranked(optimisation)[:OUT_OF_SAMPLE_BEST]:
-        try:
-            result = simulate(params_of(run), bars)
-        except NotEnoughBars as refusal:
-            outside = {"error": str(refusal)}
-        else:
-            outside = metrics.compute(result, bars, run.capital)
-        Backtest.objects.filter(pk=run.pk).update(out_of_sample_metrics=outside)
+    try:
+        base = validate_backtest(optimisation.base)
+        bars = bar_data.load_bars(base.symbol, base.timeframe, base.start, base.end)
+        split = int(np.searchsorted(bars.time, int(optimisation.split_at.timestamp())))
+        for run in ranked(optimisation)[:OUT_OF_SAMPLE_BEST]:
+            params = params_of(run)
+            window = bars.slice(max(0, split - warmup_bars(params.strategy) + 1), len(bars))
+            try:
+                outside = metrics.compute(simulate(params, window), window, run.capital)
+            except NotEnoughBars as refusal:
+                outside = {"error": str(refusal)}
+            Backtest.objects.filter(pk=run.pk).update(out_of_sample_metrics=outside)
+    except Exception as error:
+        logger.exception("Grid %s failed out of sample", optimisation.pk)
+        _set(optimisation, message=f"The out-of-sample test failed: {error}"[:300],
+             finished_at=timezone.now())  # fmt: skip
+        raise
     _set(optimisation, finished_at=timezone.now(), message="")

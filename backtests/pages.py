@@ -83,17 +83,14 @@ def strategy_summary(backtest: Backtest) -> dict:
 
 
 def equity_chart(backtest: Backtest) -> dict:
-    """The stored equity curve and its drawdown below it (percent under the running peak)."""
-    peak = None
-    equity, drawdown = [], []
-    for time, value in backtest.equity:
-        peak = value if peak is None else max(peak, value)
-        equity.append({"time": time, "value": f"{value:.2f}"})
-        drawdown.append({"time": time, "value": f"{(value / peak - 1) * 100 if peak else 0:.4f}"})
-    return {"equity": equity, "drawdown": drawdown}
+    """The stored equity curve and, below it, its drawdown (percent under the running peak)."""
+    return {
+        "equity": [{"time": time, "value": f"{value:.2f}"} for time, value in backtest.equity],
+        "drawdown": [{"time": time, "value": f"{value:.4f}"} for time, value in backtest.drawdown],
+    }
 
 
-def results(backtest: Backtest, after: str | None = None) -> dict:
+def results(backtest: Backtest, after: str | None = None, trade: str | None = None) -> dict:
     metrics = backtest.metrics
     return {
         "metric_rows": metric_rows(metrics),
@@ -103,7 +100,7 @@ def results(backtest: Backtest, after: str | None = None) -> dict:
         "strategy": strategy_summary(backtest),
         "bots": Bot.objects.order_by("name").only("pk", "name", "symbol"),
         **trades_page(backtest, after),
-        **price_chart(backtest, None),
+        **price_chart(backtest, trade),
     }
 
 
@@ -115,12 +112,20 @@ def _monthly_table(monthly: list[dict]) -> dict:
     return {"months": MONTHS, "years": monthly}
 
 
+MAX_TRADE_NUMBER = 10**9
+
+
+def _page_number(text: str | None) -> int:
+    """A trade number from the query string: plain digits, within bounds, else 0."""
+    text = (text or "").strip()
+    if not text.isascii() or not text.isdecimal() or len(text) > 10:
+        return 0
+    return min(int(text), MAX_TRADE_NUMBER)
+
+
 def trades_page(backtest: Backtest, after: str | None) -> dict:
     """A page of trades by number: numbers are dense from 1, so a page is one index range."""
-    try:
-        start = max(int(after or 0), 0)
-    except ValueError:
-        start = 0
+    start = _page_number(after)
     trades = list(
         backtest.trades.filter(number__gt=start).order_by("number")[: TRADES_PER_PAGE + 1]
     )
@@ -145,8 +150,9 @@ def price_chart(backtest: Backtest, trade_number: str | None) -> dict:
         timestamp__lt=backtest.end,
     )
     focus = None
-    if trade_number and str(trade_number).isdigit():
-        focus = backtest.trades.filter(number=int(trade_number)).first()
+    number = _page_number(trade_number)
+    if number:
+        focus = backtest.trades.filter(number=number).first()
     warmup = warmup_bars(strategy)
     if focus is not None:
         middle = focus.entry_at + (focus.exit_at - focus.entry_at) / 2

@@ -77,7 +77,8 @@ class BacktestSettings(BotSettings):
 
     @model_validator(mode="after")
     def _not_too_long_nor_too_short(self) -> BacktestSettings:
-        bars = estimated_bars(self.timeframe, self.start, self.end)
+        # Counted up to now: the bars a range reaching into the future holds.
+        bars = estimated_bars(self.timeframe, self.start, min(self.end, timezone.now()))
         needed = warmup_bars(self.strategy) + 1
         if bars < needed:
             # Even with a bar at every moment of the range: no need to fetch anything to know.

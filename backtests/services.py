@@ -14,10 +14,11 @@ from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from pydantic import ValidationError
 
 from bots import services as bot_services
 from bots.models import Bot
-from bots.schema import BotSettings, StrategyConfig
+from bots.schema import BotSettings, StrategyConfig, validation_errors
 from tradebots import live
 from tradebots.broker import BrokerError, get_broker
 
@@ -144,7 +145,7 @@ class _Progress:
 def push_progress(backtest: Backtest) -> None:
     live.send_html(
         backtest_group(backtest.pk),
-        render_to_string(PROGRESS_TEMPLATE, {"backtest": backtest, "oob": True}),
+        render_to_string(PROGRESS_TEMPLATE, {"backtest": backtest, "oob": True, "swapped": True}),
     )
 
 
@@ -186,6 +187,7 @@ class Figures:
 
     metrics: dict
     equity: list  # [[epoch seconds, equity], ...] thinned
+    drawdown: list  # [[epoch seconds, percent under the peak], ...] thinned, its lows kept
 
 
 def figures(bars: Bars, result: Result, capital: Decimal) -> Figures:
@@ -195,6 +197,9 @@ def figures(bars: Bars, result: Result, capital: Decimal) -> Figures:
     return Figures(
         metrics=computed,
         equity=metrics.thin(bars.time, result.equity, EQUITY_POINTS),
+        # From the whole curve, not the thinned one: thinning keeps lows, not the peaks a
+        # drawdown is measured from.
+        drawdown=metrics.thin(bars.time, metrics.drawdown_series(result.equity), EQUITY_POINTS),
     )
 
 
@@ -236,13 +241,15 @@ def store_figures(backtest: Backtest, bars: Bars, result: Result) -> None:
     backtest.last_bar_at = _at(bars, len(bars) - 1)
     backtest.metrics = shown.metrics
     backtest.equity = shown.equity
+    backtest.drawdown = shown.drawdown
     backtest.finished_at = timezone.now()
     backtest.status = Backtest.Status.DONE
     backtest.progress = 100
     backtest.message = ""
     backtest.save(
         update_fields=[
-            "bar_count", "first_bar_at", "last_bar_at", "metrics", "equity", "finished_at",
+            "bar_count", "first_bar_at", "last_bar_at", "metrics", "equity", "drawdown",
+            "finished_at",
             "status", "progress", "message",
         ]
     )  # fmt: skip
@@ -266,16 +273,27 @@ def result_settings(backtest: Backtest) -> dict:
 
 def create_bot_from(backtest: Backtest, name: str, actor: str) -> Bot:
     """A new (stopped) bot with the result's configuration, through the normal capital check."""
-    data = BotSettings.model_validate({**_input(backtest), "name": name}).bot_fields()
+    data = _bot_fields(backtest, name)
     return bot_services.create_bot(data, actor)
 
 
 def apply_to_bot(backtest: Backtest, bot: Bot, actor: str) -> Bot:
     """The result's configuration on an existing bot, through the normal checks: a symbol or
     timeframe change is refused while the bot is exposed, a raise of capital is checked."""
-    data = BotSettings.model_validate({**_input(backtest), "name": bot.name}).bot_fields()
+    data = _bot_fields(backtest, bot.name)
     data.pop("name")
     return bot_services.update_bot(bot, data, actor)
+
+
+def _bot_fields(backtest: Backtest, name: str) -> dict:
+    try:
+        settings = BotSettings.model_validate({**_input(backtest), "name": name})
+    except ValidationError as error:
+        problems = validation_errors(error)
+        raise BacktestRefused(
+            " ".join(message for messages in problems.values() for message in messages)
+        ) from None
+    return settings.bot_fields()
 
 
 def _input(backtest: Backtest) -> dict:

@@ -22,6 +22,7 @@ BACKTESTS_KEYSET = Keyset(("-created_at", "-id"))
 RESULTS_ID = "backtest-results"
 TRADES_ID = "backtest-trades"
 PRICE_CHART_ID = "backtest-price-chart"
+PROGRESS_ID = "backtest-progress"
 MAX_COMPARED = 6
 RECENT_GRIDS = 10
 
@@ -29,7 +30,11 @@ RECENT_GRIDS = 10
 @require_GET
 def backtest_list(request):
     cursor = request.GET.get("cursor") or None
-    backtests = Backtest.objects.filter(optimisation=None).select_related("bot")
+    backtests = (
+        Backtest.objects.filter(optimisation=None)
+        .select_related("bot")
+        .defer("equity", "drawdown", "strategy")
+    )
     try:
         shown, more = BACKTESTS_KEYSET.page(backtests, cursor, BACKTESTS_PER_PAGE)
     except InvalidCursor:
@@ -97,9 +102,12 @@ def backtest_detail(request, pk):
     if target == PRICE_CHART_ID:
         context = {"backtest": backtest, **pages.price_chart(backtest, request.GET.get("trade"))}
         return _htmx(render(request, "backtests/detail.html#price-chart", context))
+    if target == PROGRESS_ID:
+        context = {"backtest": backtest, "swapped": True}
+        return _htmx(render(request, "backtests/detail.html#progress", context))
     context = {"backtest": backtest, "live_group": services.backtest_group(backtest.pk)}
     if backtest.status == Backtest.Status.DONE:
-        context.update(pages.results(backtest, request.GET.get("after")))
+        context.update(pages.results(backtest, request.GET.get("after"), request.GET.get("trade")))
     if target == RESULTS_ID:
         return _htmx(render(request, "backtests/detail.html#results", context))
     return _htmx(render(request, "backtests/detail.html", context))
@@ -192,11 +200,15 @@ def optimisation_count(request):
 @require_GET
 def optimisation_detail(request, pk):
     run = get_object_or_404(Optimisation.objects.select_related("bot"), pk=pk)
+    target = request.htmx.target if request.htmx and not request.htmx.boosted else None
+    if target == "optimisation-progress":
+        context = {"optimisation": run, "swapped": True}
+        return _htmx(render(request, "backtests/optimisation.html#progress", context))
     context = {
         "optimisation": run,
         "live_group": optimisation.optimisation_group(run.pk),
         **pages.optimisation_results(run),
     }
-    if request.htmx and not request.htmx.boosted and request.htmx.target == "optimisation-results":
+    if target == "optimisation-results":
         return _htmx(render(request, "backtests/optimisation.html#results", context))
     return _htmx(render(request, "backtests/optimisation.html", context))

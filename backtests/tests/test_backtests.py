@@ -354,3 +354,46 @@ def test_fractions_only_where_the_asset_trades_in_them(db, monkeypatch):
         validate_backtest(backtest_input(allow_fractional=True)), enqueue=False
     )
     assert backtest.allow_fractional is False
+
+
+def test_a_bot_name_the_schema_refuses_is_said_not_a_server_error(
+    user_client, finished_backtest, buying_power
+):
+    buying_power("50000")
+    backtest = finished_backtest()
+    response = user_client.post(
+        reverse("backtests:create-bot", args=[backtest.pk]), {"name": "x" * 150}, follow=True
+    )
+    assert "No bot created: Name must be at most 100 characters long." in response.content.decode()
+    assert not Bot.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["²", "-1", "1e9", "99999999999999999999", "abc"])
+def test_odd_trade_numbers_in_the_query_are_ignored(user_client, finished_backtest, value):
+    backtest = finished_backtest()
+    url = reverse("backtests:detail", args=[backtest.pk])
+    assert user_client.get(url, {"trade": value, "after": value}).status_code == 200
+
+
+def test_the_progress_bar_polls_until_the_run_ends_then_loads_the_result(
+    user_client, finished_backtest
+):
+    waiting = services.request_backtest(validate_backtest(backtest_input()), enqueue=False)
+    url = reverse("backtests:detail", args=[waiting.pk])
+    assert 'hx-trigger="every 2s"' in user_client.get(url).content.decode()
+
+    services.run_backtest(waiting.pk)
+    polled = user_client.get(
+        url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="backtest-progress"
+    ).content.decode()
+    assert 'data-status="done"' in polled
+    assert 'hx-target="#backtest-results"' in polled and "every 2s" not in polled
+    # A finished run's page has its results already and asks for nothing.
+    page = user_client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' not in page and 'hx-trigger="load"' not in page
+
+
+def test_the_drawdown_pane_is_as_deep_as_the_max_drawdown(finished_backtest):
+    backtest = finished_backtest(timeframe="1Min")
+    deepest = min(value for _, value in backtest.drawdown)
+    assert deepest == pytest.approx(backtest.metrics["max_drawdown_pct"], abs=1e-9)

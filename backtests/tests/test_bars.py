@@ -196,7 +196,8 @@ def test_only_bars_that_have_closed_are_fetched(paper_calls):
     ensure_bars("AAPL", TimeFrame.HOUR_1, now - 5 * HOUR, now + 48 * HOUR)
 
     ((start, end),) = paper_calls
-    assert now - HOUR <= end < now - HOUR + timedelta(seconds=5)
+    assert now - HOUR - bar_service.RECENT_MARGIN <= end
+    assert end < now - HOUR - bar_service.RECENT_MARGIN + timedelta(seconds=5)
     assert HistoricalBar.objects.latest("timestamp").timestamp + HOUR <= now
     assert ensure_bars("AAPL", TimeFrame.HOUR_1, now + HOUR, now + 48 * HOUR) == 0
     assert len(paper_calls) == 1

@@ -27,7 +27,12 @@ def test_a_grid_is_one_parameter_per_line_with_lists_or_ranges():
         ("rsi.period 10", "Line 1: write it as name = values"),
         ("rsi.period = 10\nrsi.period = 12", "Line 2: rsi.period is given twice"),
         ("rsi.period = 20:10:1", "positive step and to ≥ from"),
-        ("rsi.period = a:b:c", "a range is from:to:step"),
+        ("rsi.period = a:b:c", "'a' is not a number"),
+        ("rsi.period = 1:2", "a range is from:to:step"),
+        ("rsi.period = nan:nan:1", "'nan' is not a parameter value"),
+        ("rsi.period = 1:inf:1", "'inf' is not a parameter value"),
+        ("rsi.period = 1e999999:1e999999:1", "is not a parameter value"),
+        ("rsi.period = 10, snan", "'snan' is not a parameter value"),
     ],
 )
 def test_bad_grids_say_what_is_wrong(text, message):
@@ -117,3 +122,98 @@ def test_a_grid_runs_in_chunks_ranks_and_tests_the_best_out_of_sample(
     assert Backtest.objects.filter(optimisation=run).count() == 13
     listed = user_client.get(reverse("backtests:list")).content.decode()
     assert "rsi.period 8" not in listed
+
+
+def run_grid_now(monkeypatch, dispatch_twice=False):
+    """Queue grids to run here: each chunk at once (twice, as a redelivered task would be)."""
+
+    def run_now(optimisation_id):
+        def dispatch(opt_id, ids):
+            optimisation.run_chunk(opt_id, ids)
+            if dispatch_twice:
+                optimisation.run_chunk(opt_id, ids)
+
+        optimisation.start(optimisation_id, dispatch)
+
+    monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
+
+
+def post_grid(user_client, django_capture_on_commit_callbacks, grid, metric="sharpe"):
+    data = backtest_form_data(grid=grid, metric=metric, in_sample_pct="60")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_client.post(reverse("backtests:optimise"), data)
+    return Optimisation.objects.get()
+
+
+def test_a_failing_combination_is_marked_failed_and_the_grid_still_finishes(
+    user_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    run_grid_now(monkeypatch)
+    store = optimisation.store_figures
+    calls = []
+
+    def fail_third(backtest, bars, result):
+        calls.append(backtest.pk)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        store(backtest, bars, result)
+
+    monkeypatch.setattr(optimisation, "store_figures", fail_third)
+    run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8:12:1")
+
+    assert run.completed == run.combinations == 5
+    assert run.finished_at and run.status == Optimisation.Status.DONE
+    failed = Backtest.objects.get(optimisation=run, status=Backtest.Status.FAILED)
+    assert failed.message == "Failed: disk full"
+
+
+def test_a_redelivered_chunk_neither_runs_twice_nor_finishes_the_grid_early(
+    user_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    run_grid_now(monkeypatch, dispatch_twice=True)
+    finished = []
+    finish = optimisation.finish
+    monkeypatch.setattr(optimisation, "finish", lambda pk: finished.append(pk) or finish(pk))
+
+    run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8:20:1")
+
+    assert run.completed == run.combinations == 13
+    assert finished == [str(run.pk)]
+    assert not Backtest.objects.filter(optimisation=run, status=Backtest.Status.QUEUED).exists()
+
+
+def test_a_grid_whose_bars_cannot_be_read_fails_with_the_reason(
+    user_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    run_grid_now(monkeypatch)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(optimisation.bar_data, "load_bars", broken)
+    with pytest.raises(RuntimeError):
+        post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9")
+    run = Optimisation.objects.get()
+    assert run.status == Optimisation.Status.FAILED and run.finished_at
+    assert run.message == "Failed: database gone"
+
+
+def test_ranking_by_drawdown_puts_the_shallowest_first(
+    user_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    run_grid_now(monkeypatch)
+    run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8:14:1",
+                    metric="max_drawdown_pct")  # fmt: skip
+    drawdowns = [float(b.metrics["max_drawdown_pct"]) for b in optimisation.ranked(run)]
+    assert drawdowns == sorted(drawdowns, reverse=True) and drawdowns[0] > drawdowns[-1]
+
+
+def test_the_grid_page_polls_its_progress_until_it_is_finished(user_client):
+    run = Optimisation.objects.create(
+        name="Waiting", base={}, grid={"rsi.period": ["10"]}, metric="sharpe", combinations=1
+    )
+    url = reverse("backtests:optimisation", args=[run.pk])
+    html = user_client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    polled = user_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="optimisation-progress")
+    assert polled.content.decode().startswith('<div id="optimisation-progress"')
