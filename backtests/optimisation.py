@@ -410,3 +410,24 @@ def finish(optimisation_id) -> None:
              finished_at=timezone.now())  # fmt: skip
         raise
     _set(optimisation, finished_at=timezone.now(), message="")
+
+
+ACTIVE = (Backtest.Status.QUEUED, Backtest.Status.FETCHING, Backtest.Status.RUNNING)
+ABANDONED = "Its worker stopped before it finished (or none ran it); run it again."
+
+
+def fail_abandoned_runs(older_than) -> int:
+    """Backtests and grids still queued or running since before ``older_than`` (well past the
+    tasks' time limits: a worker was killed, or none ran them) end as failed, saying so; a grid
+    whose last runs these were is finished with the others. Returns how many were ended."""
+    now = timezone.now()
+    stale = Backtest.objects.filter(status__in=ACTIVE, created_at__lt=older_than)
+    grids = set(stale.exclude(optimisation=None).values_list("optimisation_id", flat=True))
+    ended = stale.update(status=Backtest.Status.FAILED, message=ABANDONED, finished_at=now)
+    ended += Optimisation.objects.filter(
+        status__in=(Optimisation.Status.QUEUED, Optimisation.Status.FETCHING),
+        created_at__lt=older_than,
+    ).update(status=Optimisation.Status.FAILED, message=ABANDONED, finished_at=now)
+    for grid in grids:
+        _count_and_maybe_finish(grid)
+    return ended

@@ -1,6 +1,9 @@
 """Celery entry points of backtests and optimisation grids."""
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.utils import timezone
 
 from . import optimisation, services
 
@@ -22,3 +25,13 @@ def run_optimisation(optimisation_id: str) -> None:
 @shared_task(soft_time_limit=RUN_SOFT_LIMIT_SECONDS, time_limit=RUN_HARD_LIMIT_SECONDS)
 def run_optimisation_chunk(optimisation_id: str, backtest_ids: list[str]) -> None:
     optimisation.run_chunk(optimisation_id, backtest_ids)
+
+
+# Twice the longest a run may take: anything older still queued or running was abandoned.
+ABANDONED_AFTER = timedelta(seconds=2 * RUN_HARD_LIMIT_SECONDS)
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def fail_abandoned_runs() -> int:
+    """Beat's sweep for runs whose worker died (a killed worker leaves them running)."""
+    return optimisation.fail_abandoned_runs(older_than=timezone.now() - ABANDONED_AFTER)

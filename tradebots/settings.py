@@ -326,6 +326,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECONCILE_EVERY_MINUTES * 60,
         "options": {"expires": RECONCILE_EVERY_MINUTES * 60},
     },
+    "fail-abandoned-backtests": {
+        "task": "backtests.tasks.fail_abandoned_runs",
+        "schedule": 600,
+        "options": {"expires": 600},
+    },
 }
 
 # Broker. No keys: the built-in paper exchange.

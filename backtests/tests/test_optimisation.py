@@ -1,7 +1,10 @@
 """Parameter grids: parsing, counting, the cap, running in chunks, ranking, out of sample."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from backtests import optimisation
 from backtests.models import Backtest, Optimisation
@@ -217,3 +220,30 @@ def test_the_grid_page_polls_its_progress_until_it_is_finished(user_client):
     assert 'hx-trigger="every 2s"' in html
     polled = user_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="optimisation-progress")
     assert polled.content.decode().startswith('<div id="optimisation-progress"')
+
+
+def test_runs_abandoned_by_a_dead_worker_end_as_failed_and_their_grid_finishes(
+    user_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A worker killed mid-chunk leaves its runs running: the sweep ends them and the grid."""
+    lost = []
+
+    def run_now(optimisation_id):
+        optimisation.start(optimisation_id, lambda opt_id, ids: lost.append(ids))
+
+    monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
+    run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9, 10")
+    Backtest.objects.filter(pk=lost[0][0]).update(status=Backtest.Status.RUNNING)
+    single = Backtest.objects.create(
+        name="Alone", symbol="AAPL", timeframe="5Min", strategy={}, capital=1000,
+        slippage_bps=5, start=run.created_at, end=run.created_at,
+    )  # fmt: skip
+
+    assert optimisation.fail_abandoned_runs(older_than=run.created_at) == 0
+    ended = optimisation.fail_abandoned_runs(older_than=timezone.now() + timedelta(seconds=1))
+
+    assert ended == 4
+    single.refresh_from_db()
+    assert single.status == Backtest.Status.FAILED and "worker stopped" in single.message
+    run.refresh_from_db()
+    assert run.completed == 3 and run.status == Optimisation.Status.DONE and run.finished_at
