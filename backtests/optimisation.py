@@ -3,9 +3,9 @@ backtested on the first part of the range (in sample), ranked by a chosen figure
 re-run on the rest (out of sample) so that over-fitting shows as the gap between the two.
 
 The combinations are split into chunks, one Celery task each, so they run in parallel on however
-many workers there are; each worker keeps the bars it loaded and the indicators it computed, so
-a grid that varies one indicator computes the others once. The chunk that completes the grid
-ranks it and runs the out-of-sample part (no chord: no task waits on another).
+many workers there are; each worker keeps the bars it loaded and the votes of the indicators it
+computed, so a grid that varies one indicator computes the others once. The chunk that completes
+the grid ranks it and runs the out-of-sample part (no chord: no task waits on another).
 """
 
 from __future__ import annotations
