@@ -309,7 +309,10 @@ def run_chunk(optimisation_id, backtest_ids: list[str]) -> None:
 def ranked(optimisation: Optimisation) -> list[Backtest]:
     """The grid's runs, best first by the chosen figure; runs without it last."""
     label, larger_is_better = RANKINGS[optimisation.metric]
-    runs = list(optimisation.backtests.filter(status=Backtest.Status.DONE))
+    # Not the equity curves: nobody ranking reads them, and a grid's hundred curves of 2,000
+    # points each, parsed into Python lists, were ~25 MB at the peak of the worker that finishes
+    # the grid (make bench-backtest).
+    runs = list(optimisation.backtests.filter(status=Backtest.Status.DONE).defer("equity"))
 
     def key(run: Backtest):
         value = run.metrics.get(optimisation.metric)
