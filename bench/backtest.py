@@ -45,32 +45,36 @@ Then it measures, printing the numbers:
    interpreter with a worker's imports and nothing run. Targets (issue 16): <= 10 s with two
    workers, <= 200 MB per worker process.
 
-Measured on this 2-core machine (2026-11-30, PostgreSQL, shared with other work: load ~2),
+Measured on this 2-core machine (2026-11-30, PostgreSQL, shared with other work: load 1.2-1.4),
 ``make bench-backtest``, two runs:
-- import_csv of the 97,500 bars 6.1-6.2 s; load_bars 0.285-0.295 s (median).
-- "all six": simulate warm 0.040-0.050 s (1.9-2.5 million bars/s), metrics.compute 0.004 s,
-  together 0.044-0.054 s: the 0.3 s target is met six times over, no speed work was needed;
-  cold 0.055-0.056 s (0.06-0.28 s over four runs of the day). 1 trade.
-  "all six, loose levels": warm 0.042-0.056 s, 101 trades. "RSI only": warm 0.081-0.086 s
-  + metrics 0.010 s (1.1-1.2 million bars/s), 2,243 trades; backtesting.py: 0.9 s.
-- The grid (``--grid rsi``): cold median 3.9-4.9 s (six rounds 3.3-5.0 s), warm median
-  3.0-4.2 s: the 10 s target is met. start() (load_bars, 100 runs created, 10 chunks
-  dispatched) takes 0.4-0.6 s of it.
-- Peak RSS per worker process: 215-240 MB, over the 200 MB target; private memory 110-121 MB.
-  The floor is the imports every process of the app has: a fresh interpreter with a worker's
-  imports holds 211 MB (numpy, pandas, ta +59 MB; empyrical, which imports scipy.stats, +63 MB;
-  daphne, an installed app that imports twisted, +29 MB; Django's apps, Celery and the tasks
-  +52 MB), the worker's main process peaks at 232 MB, and the pool processes are forked from it.
-  The grid adds 0-25 MB on top. Meeting 200 MB means importing less in the workers (not
-  loading daphne's app there, or computing the five ratios without importing scipy), which is
-  outside the backtests app.
-- What changed: a worker's indicator cache (bots.strategy.IndicatorCache, kept per range in
-  backtests/optimisation.py) held every indicator's lines as well as its votes. With
-  ``--grid macd`` the workers peaked at 300-398 MB (private 195-276 MB) and kept it until the
-  range fell out of the cache; keeping only the votes, which is all the simulation reads:
-  218-249 MB (private 113-128 MB), and the RSI grid 220-248 MB before, 215-240 MB after.
-  Results are unchanged (the cached and uncached signals are compared in
-  bots/tests/test_strategy.py).
+- import_csv of the 97,500 bars 5.8 s; load_bars 0.275-0.278 s (median).
+- "all six": simulate warm 0.039-0.047 s (2.1-2.5 million bars/s), metrics.compute 0.004 s,
+  together 0.043-0.051 s: the 0.3 s target is met six times over, so simulate was left as it
+  is; cold 0.053-0.055 s (up to 0.28 s in earlier runs on a busier machine). 1 trade.
+  "all six, loose levels": together 0.051 s, 101 trades. "RSI only": simulate 0.078-0.079 s
+  (1.2 million bars/s) + metrics 0.010 s, 2,243 trades; backtesting.py: 0.9 s.
+- The grid (``--grid rsi``): cold median 2.85-2.86 s (six rounds 2.78-3.03 s), warm median
+  2.44-2.56 s: the 10 s target is met (before the ranking change below, with the machine
+  busier, load ~2: 3.3-5.0 s). start() (load_bars, 100 runs created, 10 chunks dispatched)
+  takes 0.40-0.57 s of it.
+- Peak RSS per worker process: 215-216 MB, over the 200 MB target; private memory 110-112 MB.
+  That is the imports every process of the app has: a fresh interpreter with a worker's imports
+  holds 211 MB (numpy, pandas, ta +59 MB; empyrical, which imports scipy.stats, +63 MB; daphne,
+  an installed app that imports twisted, +29 MB; Django's apps, Celery and the tasks +52 MB),
+  the worker's main process peaks at 232 MB, and the pool processes are forked from it; the
+  grid itself now adds about 1 MB to a pool process's peak. Meeting 200 MB means importing less
+  in the workers (not loading daphne's app there, or computing the five ratios without
+  importing scipy), which is outside the backtests app.
+- What the bench found, and what changed (results unchanged, the tests say so):
+  - A worker's indicator cache (bots.strategy.IndicatorCache, kept per range by
+    backtests/optimisation.py) held every indicator's lines as well as its votes. With
+    ``--grid macd`` (every combination its own MACD) the workers peaked at 300-398 MB (private
+    195-276 MB) and kept it while the range stayed cached. It now keeps only the votes, all the
+    simulation reads: 217-225 MB.
+  - Ranking a grid (optimisation.ranked(), in the worker that finishes it) loaded the hundred
+    runs' equity curves, 2,000 points each, that it never reads: that worker peaked at
+    239-240 MB, the other at 215 MB. Deferred: both 215-216 MB, and the grid 0.3 s faster
+    (same load: cold 3.1-3.3 s -> 2.8-3.0 s, warm 2.8-2.9 s -> 2.4-2.7 s).
 
 Redis: run it through ``make`` (tradebots.run_with_redis starts a private embedded Redis), or with
 REDIS_URL of a Redis no other worker of another database listens on: the grid's tasks go to

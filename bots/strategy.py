@@ -209,7 +209,7 @@ def prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
 # one indicator reuses the others' (IndicatorCache, keyed by the indicator's frozen config). It
 # keeps only the votes, which is all signal_series() reads: the lines (a float per bar each, three
 # for MACD or Bollinger) are for charts and latest values, which never use a cache, and would make
-# a grid over MACD's periods hold ~2.5 MB per combination on a year of minute bars
+# a grid over MACD's periods hold ~2 MB per combination on a year of minute bars
 # (make bench-backtest) for as long as the worker keeps the cache.
 IndicatorCache = dict[tuple[str, IndicatorConfig], _Computed]
 
