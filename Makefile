@@ -14,7 +14,7 @@ include .env
 export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
 endif
 
-.PHONY: run test test-fast chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load bench-pages bench-bars
+.PHONY: run test test-fast chaos install install-dev migrate lint format clean bench-engine bench-reconcile bench-load bench-pages bench-bars bench-backtest
 
 run: install migrate
 	$(PY) manage.py ensure_admin
@@ -47,6 +47,9 @@ bench-pages: install
 
 bench-bars: install
 	$(PY) bench/bars.py $(BENCH_ARGS)
+
+bench-backtest: install
+	$(WITH_REDIS) $(PY) bench/backtest.py $(BENCH_ARGS)
 
 bench-load: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk

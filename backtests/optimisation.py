@@ -3,9 +3,9 @@ backtested on the first part of the range (in sample), ranked by a chosen figure
 re-run on the rest (out of sample) so that over-fitting shows as the gap between the two.
 
 The combinations are split into chunks, one Celery task each, so they run in parallel on however
-many workers there are; each worker keeps the bars it loaded and the indicators it computed, so
-a grid that varies one indicator computes the others once. The chunk that completes the grid
-ranks it and runs the out-of-sample part (no chord: no task waits on another).
+many workers there are; each worker keeps the bars it loaded and the votes of the indicators it
+computed, so a grid that varies one indicator computes the others once. The chunk that completes
+the grid ranks it and runs the out-of-sample part (no chord: no task waits on another).
 """
 
 from __future__ import annotations
@@ -376,7 +376,12 @@ def _ranking_value(run: Backtest, metric: str) -> float | None:
 def ranked(optimisation: Optimisation) -> list[Backtest]:
     """The grid's runs, best first by the chosen figure; runs without it last."""
     _, larger_is_better = RANKINGS[optimisation.metric]
-    runs = list(optimisation.backtests.filter(status=Backtest.Status.DONE).defer("equity"))
+    # Not the equity curves: nobody ranking reads them, and a grid's hundred curves of 2,000
+    # points each, parsed into Python lists, were ~25 MB at the peak of the worker that finishes
+    # the grid (make bench-backtest).
+    runs = list(
+        optimisation.backtests.filter(status=Backtest.Status.DONE).defer("equity", "drawdown")
+    )
 
     def key(run: Backtest):
         value = _ranking_value(run, optimisation.metric)

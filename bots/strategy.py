@@ -207,7 +207,11 @@ def prices_frame(bars: Sequence[BarLike]) -> pd.DataFrame:
 
 
 # An indicator's computation depends only on its own settings and the prices: a grid that varies
-# one indicator reuses the others' (IndicatorCache, keyed by the indicator's frozen config).
+# one indicator reuses the others' (IndicatorCache, keyed by the indicator's frozen config). It
+# keeps only the votes, which is all signal_series() reads: the lines (a float per bar each, three
+# for MACD or Bollinger) are for charts and latest values, which never use a cache, and would make
+# a grid over MACD's periods hold ~2 MB per combination on a year of minute bars
+# (make bench-backtest) for as long as the worker keeps the cache.
 IndicatorCache = dict[tuple[str, IndicatorConfig], _Computed]
 
 
@@ -222,7 +226,7 @@ def _compute_all(
             continue
         computed[key] = _COMPUTE[key](config, prices)
         if cache is not None:
-            cache[(key, config)] = computed[key]
+            cache[(key, config)] = _Computed({}, buy=computed[key].buy, sell=computed[key].sell)
     return computed
 
 

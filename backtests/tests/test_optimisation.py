@@ -112,6 +112,8 @@ def test_a_grid_runs_in_chunks_ranks_and_tests_the_best_out_of_sample(
     assert chunks == [10, 3]
     assert run.status == Optimisation.Status.DONE and run.finished_at
     best = optimisation.ranked(run)
+    # Ranking reads the figures, not the curves (a hundred of them weigh on the finishing worker).
+    assert all("equity" in backtest.get_deferred_fields() for backtest in best)
     returns = [float(backtest.metrics["total_return_pct"]) for backtest in best]
     assert returns == sorted(returns, reverse=True)
     for backtest in best[:5]:

@@ -1,5 +1,6 @@
 """The strategy layer on constructed bar series whose signals are known in advance."""
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,6 +23,8 @@ from bots.strategy import (
     Action,
     evaluate,
     indicator_series,
+    prices_frame,
+    signal_series,
     stop_loss_price,
     stop_loss_reason,
     take_profit_price,
@@ -411,6 +414,32 @@ def test_holding_only_checks_the_sell_rule():
 
     assert signal.action is Action.HOLD
     assert signal.reason == "No signal"
+
+
+def test_a_shared_indicator_cache_keeps_only_the_votes_and_decides_as_without_it():
+    # Waves of two lengths: every indicator votes both ways somewhere in the series.
+    closes = [100 + 8 * math.sin(n / 9) + 3 * math.sin(n / 2.3) for n in range(400)]
+    prices = prices_frame(make_bars(closes))
+    all_six = {
+        "rsi": RsiConfig(enabled=True, oversold=40, overbought=60),
+        "macd": MacdConfig(enabled=True),
+        "bollinger": BollingerConfig(enabled=True, std=Decimal("1")),
+        "sma_cross": SmaCrossConfig(enabled=True),
+        "ema_cross": EmaCrossConfig(enabled=True),
+        "stochastic": StochasticConfig(enabled=True),
+    }
+    cache = {}
+    for period in (7, 14, 21):  # as a grid over the RSI period: the other five are reused
+        indicators = {**all_six, "rsi": all_six["rsi"].model_copy(update={"period": period})}
+        for rule in indicators:  # every indicator's own votes, through the cache and without
+            strategy = make_strategy(rule, rule, **indicators)
+            cached, fresh = signal_series(strategy, prices, cache), signal_series(strategy, prices)
+
+            assert fresh.buy.any() and fresh.sell.any()
+            assert cached.buy.tolist() == fresh.buy.tolist()
+            assert cached.sell.tolist() == fresh.sell.tolist()
+    assert len(cache) == 8
+    assert all(computed.lines == {} for computed in cache.values())
 
 
 # --- Not enough data / warm-up ----------------------------------------------------------------
