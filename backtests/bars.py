@@ -396,3 +396,18 @@ def _upsert(bars: list[HistoricalBar]) -> None:
         unique_fields=["symbol", "timeframe", "timestamp"],
         update_fields=["open", "high", "low", "close", "volume"],
     )
+
+
+def time_of_bar_before(symbol: str, timeframe: str, moment: datetime, count: int) -> datetime:
+    """When the ``count``-th stored bar before ``moment`` opened (``moment`` itself for 0, the
+    first stored bar when there are fewer)."""
+    if count <= 0:
+        return moment
+    earlier = HistoricalBar.objects.filter(
+        symbol=symbol, timeframe=TimeFrame(timeframe).value, timestamp__lt=moment
+    ).order_by("-timestamp")
+    found = list(earlier.values_list("timestamp", flat=True)[count - 1 : count])
+    if found:
+        return found[0]
+    first = earlier.order_by("timestamp").values_list("timestamp", flat=True).first()
+    return first or moment

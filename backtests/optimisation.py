@@ -399,9 +399,15 @@ def finish(optimisation_id) -> None:
     optimisation = Optimisation.objects.get(pk=optimisation_id)
     try:
         base = validate_backtest(optimisation.base)
-        bars = bar_data.load_bars(base.symbol, base.timeframe, base.start, base.end)
+        best = ranked(optimisation)[:OUT_OF_SAMPLE_BEST]
+        warmup = max((warmup_bars(params_of(run).strategy) for run in best), default=1)
+        # Only the out-of-sample part and the warm-up before it, not the whole range again.
+        since = bar_data.time_of_bar_before(
+            base.symbol, base.timeframe, optimisation.split_at, warmup - 1
+        )
+        bars = bar_data.load_bars(base.symbol, base.timeframe, since, base.end)
         split = int(np.searchsorted(bars.time, int(optimisation.split_at.timestamp())))
-        for run in ranked(optimisation)[:OUT_OF_SAMPLE_BEST]:
+        for run in best:
             params = params_of(run)
             window = bars.slice(max(0, split - warmup_bars(params.strategy) + 1), len(bars))
             try:

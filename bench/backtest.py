@@ -58,13 +58,13 @@ Measured on this 2-core machine (2026-11-30, PostgreSQL, shared with other work:
   busier, load ~2: 3.3-5.0 s). start() (load_bars, 100 runs created, 10 chunks dispatched)
   takes 0.40-0.57 s of it.
 - Peak RSS per worker process: 215-216 MB, over the 200 MB target; private memory 110-112 MB.
-  That is the imports every process of the app has: a fresh interpreter with a worker's imports
-  holds 211 MB (numpy, pandas, ta +59 MB; empyrical, which imports scipy.stats, +63 MB; daphne,
-  an installed app that imports twisted, +29 MB; Django's apps, Celery and the tasks +52 MB),
-  the worker's main process peaks at 232 MB, and the pool processes are forked from it; the
-  grid itself now adds about 1 MB to a pool process's peak. Meeting 200 MB means importing less
-  in the workers (not loading daphne's app there, or computing the five ratios without
-  importing scipy), which is outside the backtests app.
+  That was the imports: daphne was an installed app and brought twisted (+29 MB) into every
+  worker. It no longer is (the web process is daphne itself): the worker's main process now
+  holds 208 MB before any grid and a pool process peaks at 210-212 MB (private 108-110 MB),
+  the grid adding about 3 MB; grid cold median 3.44-3.75 s, warm 3.18-3.27 s (machine busier).
+  Still over 200 MB by RSS: numpy, pandas and ta (+59 MB) and empyrical, which imports
+  scipy.stats (+63 MB), are what the issue prescribes; their pages are shared by the worker's
+  processes, so each pool process's own memory is ~110 MB.
 - What the bench found, and what changed (results unchanged, the tests say so):
   - A worker's indicator cache (bots.strategy.IndicatorCache, kept per range by
     backtests/optimisation.py) held every indicator's lines as well as its votes. With
@@ -382,7 +382,6 @@ IMPORT_STEPS = (
     ("Python", ""),
     ("numpy, pandas, ta", "import numpy, pandas, ta"),
     ("empyrical (scipy.stats)", "import empyrical"),
-    ("daphne (twisted)", "import daphne.server"),
     (
         "Django's apps, Celery, the tasks",
         "import django; django.setup(); import tradebots.celery, backtests.tasks, trading.tasks",

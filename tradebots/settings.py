@@ -102,8 +102,9 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Not "daphne": the web process is daphne itself (Procfile, `make run`); as an app it only swaps
+# in its runserver and would load twisted into every Celery worker (~30 MB each).
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

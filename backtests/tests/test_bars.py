@@ -256,3 +256,19 @@ def test_loading_keeps_four_decimal_places_and_an_empty_range_is_empty():
     assert (
         len(load_bars("AAPL", "1Day", MONDAY + timedelta(days=1), MONDAY + timedelta(days=9))) == 0
     )
+
+
+def test_the_time_of_the_bar_some_bars_before_a_moment(db):
+    from backtests.models import HistoricalBar
+
+    times = [MONDAY + index * HOUR for index in range(5)]
+    HistoricalBar.objects.bulk_create(
+        HistoricalBar(symbol="AAPL", timeframe="1Hour", timestamp=time, open=1, high=1, low=1,
+                      close=1)
+        for time in times
+    )  # fmt: skip
+    before = bar_service.time_of_bar_before
+    assert before("AAPL", TimeFrame.HOUR_1, times[4], 0) == times[4]
+    assert before("AAPL", TimeFrame.HOUR_1, times[4], 1) == times[3]
+    assert before("AAPL", TimeFrame.HOUR_1, times[4], 3) == times[1]
+    assert before("AAPL", TimeFrame.HOUR_1, times[4], 9) == times[0]  # fewer: the first
