@@ -32,10 +32,33 @@ def books(transactional_db, buying_power, settings):
     return apple, microsoft, quiet
 
 
+@pytest.fixture
+def research(transactional_db):
+    """Two finished backtests and a finished grid, run here as their tasks would run them."""
+    from backtests import optimisation, services
+    from backtests.schema import validate_backtest
+    from backtests.tests.conftest import backtest_input
+
+    runs = []
+    for name, stop in (("Tight stop", "1"), ("Loose stop", "4")):
+        run = services.request_backtest(
+            validate_backtest(backtest_input(name=name, stop_loss_pct=stop)), enqueue=False
+        )
+        services.run_backtest(run.pk)
+        runs.append(run)
+    base = validate_backtest(backtest_input(name="Grid"))
+    grid = optimisation.request_optimisation(
+        optimisation.GridRequest(base, {"rsi.period": ["10", "14"]}, "sharpe", 70)
+    )
+    optimisation.start(grid.pk, optimisation.run_chunk)
+    return runs, grid
+
+
 def test_every_page_through_the_day_logs_no_console_error(
-    admin_user, daphne_url, page, books, log_in, wait_until_watching, elsewhere
+    admin_user, daphne_url, page, books, research, log_in, wait_until_watching, elsewhere
 ):
     apple, microsoft, quiet = books
+    (tight, loose), grid = research
     position = Position.objects.get(bot=apple, is_open=True)
     errors = []
 
@@ -73,8 +96,18 @@ def test_every_page_through_the_day_logs_no_console_error(
         f"/trading/trades/{Trade.objects.first().pk}/",
         "/api/docs",
         "/admin/",
+        "/backtests/",
+        "/backtests/new/",
+        f"/backtests/new/?bot={apple.pk}",
+        "/backtests/optimise/",
+        f"/backtests/{loose.pk}/?trade=2",
+        f"/backtests/optimisations/{grid.pk}/",
+        f"/backtests/compare/?id={tight.pk}&id={loose.pk}",
     ):
         open_tab(path)
+    backtest = open_tab(f"/backtests/{tight.pk}/", f"backtest.{tight.pk}")
+    backtest.wait_for_selector("[data-equity-chart][data-chart-ready]")
+    backtest.wait_for_selector("[data-bot-chart][data-chart-ready]")
 
     # A sell from the positions page.
     positions.click(f"#position-{position.pk} button:has-text('SELL')")
