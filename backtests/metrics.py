@@ -18,7 +18,6 @@ import math
 from collections import defaultdict
 from decimal import Decimal
 
-import empyrical
 import numpy as np
 
 from backtests.simulation import Bars, Result, SimulatedTrade
@@ -150,6 +149,10 @@ def return_metrics(
 
     Buy & hold buys at the first bar's close and holds to the last close: the same closes the
     equity is measured on, so the two returns cover exactly the same stretch of the market."""
+    # Imported here, not with the module: empyrical brings scipy.stats (~63 MB), which the web
+    # process and the engine's workers, importing this app with every other, never use.
+    import empyrical
+
     equity = np.asarray(equity, dtype=float)
     annualization = periods_per_year(times)
     returns = bar_returns(equity)

@@ -2,6 +2,10 @@
 
 from datetime import timedelta
 
+# Loaded by every worker before it forks its pool processes, so they share its pages instead of
+# each importing it (and scipy.stats, ~63 MB) privately at its first backtest; the web process
+# never imports this module and never loads it (backtests.metrics imports it when it computes).
+import empyrical  # noqa: F401
 from celery import shared_task
 from django.utils import timezone
 

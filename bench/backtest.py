@@ -57,14 +57,14 @@ Measured on this 2-core machine (2026-11-30, PostgreSQL, shared with other work:
   2.44-2.56 s: the 10 s target is met (before the ranking change below, with the machine
   busier, load ~2: 3.3-5.0 s). start() (load_bars, 100 runs created, 10 chunks dispatched)
   takes 0.40-0.57 s of it.
-- Peak RSS per worker process: 215-216 MB, over the 200 MB target; private memory 110-112 MB.
-  That was the imports: daphne was an installed app and brought twisted (+29 MB) into every
-  worker. It no longer is (the web process is daphne itself): the worker's main process now
-  holds 208 MB before any grid and a pool process peaks at 210-212 MB (private 108-110 MB),
-  the grid adding about 3 MB; grid cold median 3.44-3.75 s, warm 3.18-3.27 s (machine busier).
-  Still over 200 MB by RSS: numpy, pandas and ta (+59 MB) and empyrical, which imports
-  scipy.stats (+63 MB), are what the issue prescribes; their pages are shared by the worker's
-  processes, so each pool process's own memory is ~110 MB.
+- Peak RSS per worker process: 215-216 MB at first, over the 200 MB target; private memory
+  110-112 MB. That is the imports: daphne was an installed app and brought twisted (+29 MB) into
+  every worker; it no longer is (the web process is daphne itself). Workers import empyrical
+  before forking (backtests/tasks.py), the web process never does. Now: the worker's main
+  process 207 MB before any grid, a pool process peaks at 208-209 MB (private 108-110 MB);
+  grid cold median 3.54-3.71 s, warm 3.33-3.63 s (machine busier). What remains over 200 MB:
+  numpy and pandas (+56 MB), scipy.stats through empyrical (+61 MB, the issue's library),
+  ninja as an installed app for its docs files (+25 MB), redis, psycopg, Celery and Django.
 - What the bench found, and what changed (results unchanged, the tests say so):
   - A worker's indicator cache (bots.strategy.IndicatorCache, kept per range by
     backtests/optimisation.py) held every indicator's lines as well as its votes. With
