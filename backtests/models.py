@@ -84,6 +84,7 @@ class Backtest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker took it")
     finished_at = models.DateTimeField(null=True, blank=True)
     # What was asked: the bot settings that trade (BotSettings' strategy, SL/TP, fractions).
     symbol = models.CharField(max_length=12)

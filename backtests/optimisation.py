@@ -20,8 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -283,13 +286,18 @@ def start(optimisation_id, dispatch) -> None:
         logger.exception("Grid %s failed to start", optimisation.pk)
         _fail(optimisation, f"Failed: {error}")
         raise
-    _set(
-        optimisation,
-        status=Optimisation.Status.RUNNING,
-        split_at=split_at,
-        combinations=len(runs),
-        message="",
-    )
+    if not runs:
+        _fail(optimisation, "No combination of the grid is a valid strategy.")
+        return
+    # Only from FETCHING: the sweep may have ended a grid that waited too long meanwhile.
+    if not Optimisation.objects.filter(
+        pk=optimisation.pk, status=Optimisation.Status.FETCHING
+    ).update(status=Optimisation.Status.RUNNING, split_at=split_at, combinations=len(runs),
+             message=""):  # fmt: skip
+        return
+    optimisation.status, optimisation.split_at = Optimisation.Status.RUNNING, split_at
+    optimisation.combinations, optimisation.message = len(runs), ""
+    push_progress(optimisation)
     ids = [str(run.pk) for run in runs]
     for first in range(0, len(ids), CHUNK_SIZE):
         dispatch(str(optimisation.pk), ids[first : first + CHUNK_SIZE])
@@ -328,19 +336,31 @@ def run_chunk(optimisation_id, backtest_ids: list[str]) -> None:
     for backtest in Backtest.objects.filter(pk__in=backtest_ids, status=Backtest.Status.QUEUED):
         # Claimed first: a redelivered chunk running alongside skips what this one runs.
         if not Backtest.objects.filter(pk=backtest.pk, status=Backtest.Status.QUEUED).update(
-            status=Backtest.Status.RUNNING
+            status=Backtest.Status.RUNNING, started_at=timezone.now()
         ):
             continue
+        backtest.status = Backtest.Status.RUNNING
         try:
             bars = _bars(backtest.symbol, backtest.timeframe, backtest.start, backtest.end)
             result = simulate(params_of(backtest), bars, indicators)
             store_figures(backtest, bars, result)
         except NotEnoughBars as refusal:
             _fail_run(backtest, str(refusal))
+        except SoftTimeLimitExceeded:
+            # Out of time: this run and the chunk's others end failed now, not at the sweep.
+            late = Backtest.objects.filter(
+                pk__in=backtest_ids, status__in=(Backtest.Status.QUEUED, Backtest.Status.RUNNING)
+            )
+            late.update(status=Backtest.Status.FAILED, message=TOO_LONG, finished_at=timezone.now())
+            _count_and_maybe_finish(optimisation_id)
+            raise
         except Exception as error:  # noqa: BLE001 - one combination must not stall the grid
             logger.exception("Grid run %s failed", backtest.pk)
             _fail_run(backtest, f"Failed: {error}")
     _count_and_maybe_finish(optimisation_id)
+
+
+TOO_LONG = "Its chunk ran out of time."
 
 
 def _fail_run(backtest: Backtest, message: str) -> None:
@@ -353,10 +373,13 @@ def _count_and_maybe_finish(optimisation_id) -> None:
     finished = Backtest.objects.filter(
         optimisation_id=optimisation_id, status__in=FINISHED_RUNS
     ).count()
-    Optimisation.objects.filter(pk=optimisation_id).update(completed=finished)
+    # Greatest: a chunk counting before another's last runs never writes a smaller count after.
+    Optimisation.objects.filter(pk=optimisation_id).update(
+        completed=Greatest(F("completed"), finished)
+    )
     optimisation = Optimisation.objects.get(pk=optimisation_id)
     push_progress(optimisation)
-    if finished < optimisation.combinations:
+    if finished < optimisation.combinations or optimisation.combinations == 0:
         return
     # Exactly one chunk moves the grid on: the one whose conditional update takes it.
     if Optimisation.objects.filter(pk=optimisation_id, status=Optimisation.Status.RUNNING).update(
@@ -400,6 +423,9 @@ def finish(optimisation_id) -> None:
     try:
         base = validate_backtest(optimisation.base)
         best = ranked(optimisation)[:OUT_OF_SAMPLE_BEST]
+        if not best:
+            _fail(optimisation, f"None of the {optimisation.combinations} combinations ran.")
+            return
         warmup = max((warmup_bars(params_of(run).strategy) for run in best), default=1)
         # Only the out-of-sample part and the warm-up before it, not the whole range again.
         since = bar_data.time_of_bar_before(
@@ -428,17 +454,32 @@ ABANDONED = "Its worker stopped before it finished (or none ran it); run it agai
 
 
 def fail_abandoned_runs(older_than) -> int:
-    """Backtests and grids still queued or running since before ``older_than`` (well past the
-    tasks' time limits: a worker was killed, or none ran them) end as failed, saying so; a grid
-    whose last runs these were is finished with the others. Returns how many were ended."""
+    """Runs and grids left behind by a killed worker, or never run, end: a backtest queued since
+    before ``older_than`` (well past the tasks' time limits), or claimed before it and still
+    fetching or running, ends as failed, saying so; a grid still queued or fetching then, too.
+    A running grid whose runs are all over is finished (its last chunk died before it could),
+    and one whose out-of-sample test never ended is closed. Returns how many runs and grids
+    were ended. One grid failing here does not keep the others from being finished."""
     now = timezone.now()
-    stale = Backtest.objects.filter(status__in=ACTIVE, created_at__lt=older_than)
-    grids = set(stale.exclude(optimisation=None).values_list("optimisation_id", flat=True))
+    stale = Backtest.objects.filter(
+        Q(status=Backtest.Status.QUEUED, created_at__lt=older_than)
+        | Q(status__in=(Backtest.Status.FETCHING, Backtest.Status.RUNNING),
+            started_at__lt=older_than)
+    )  # fmt: skip
     ended = stale.update(status=Backtest.Status.FAILED, message=ABANDONED, finished_at=now)
     ended += Optimisation.objects.filter(
         status__in=(Optimisation.Status.QUEUED, Optimisation.Status.FETCHING),
         created_at__lt=older_than,
     ).update(status=Optimisation.Status.FAILED, message=ABANDONED, finished_at=now)
-    for grid in grids:
-        _count_and_maybe_finish(grid)
+    ended += Optimisation.objects.filter(
+        status=Optimisation.Status.DONE, finished_at=None, created_at__lt=older_than
+    ).update(message="The out-of-sample test did not finish.", finished_at=now)
+    settled = Optimisation.objects.filter(status=Optimisation.Status.RUNNING).exclude(
+        backtests__status__in=ACTIVE
+    )
+    for grid in settled.values_list("pk", flat=True):
+        try:
+            _count_and_maybe_finish(grid)
+        except Exception:  # noqa: BLE001 - logged; the next grid is finished all the same
+            logger.exception("Could not finish grid %s", grid)
     return ended

@@ -14,6 +14,7 @@ from bots.strategy import describe_strategy, warmup_bars
 from .models import Backtest, HistoricalBar
 
 TRADES_PER_PAGE = 50
+FAILED_RUNS_SHOWN = 20
 # The price chart shows this many bars: around a chosen trade, or the end of the range.
 CHART_BARS = 600
 COMPARE_COLOURS = ("#2457d6", "#c2410c", "#117a3d", "#9333ea", "#0891b2", "#b42318")
@@ -232,5 +233,9 @@ def optimisation_results(optimisation) -> dict:
         "metric_label": label,
         "columns": [next(lbl for key, lbl, _ in METRICS if key == name) for name in shown],
         "rows": rows,
-        "failed_runs": optimisation.backtests.filter(status=Backtest.Status.FAILED).count(),
+        "failed_runs": list(
+            optimisation.backtests.filter(status=Backtest.Status.FAILED).values_list(
+                "name", "message"
+            )[:FAILED_RUNS_SHOWN]
+        ),
     }

@@ -153,8 +153,11 @@ def run_backtest(backtest_id) -> Backtest:
     """Fetch the missing bars, run, store the figures. A refusal on the way (unknown data, too
     few bars) ends the backtest as failed with the reason; it never raises for those."""
     backtest = Backtest.objects.get(pk=backtest_id)
-    if backtest.status in (Backtest.Status.DONE, Backtest.Status.FAILED):
-        return backtest  # a redelivered task: the run is over
+    # Claimed: a redelivered task, or the sweep, sees it taken.
+    if not Backtest.objects.filter(pk=backtest.pk, status=Backtest.Status.QUEUED).update(
+        status=Backtest.Status.FETCHING, started_at=timezone.now()
+    ):
+        return backtest
     progress = _Progress(backtest)
     try:
         progress(Backtest.Status.FETCHING, 0, "Fetching bars", force=True)
@@ -230,29 +233,31 @@ def store_result(backtest: Backtest, bars: Bars, result: Result) -> None:
             ),
             batch_size=2000,
         )
-        store_figures(backtest, bars, result)
+        if not store_figures(backtest, bars, result):
+            transaction.set_rollback(True)  # ended by the sweep meanwhile: no trades either
 
 
-def store_figures(backtest: Backtest, bars: Bars, result: Result) -> None:
-    """The figures and curve of a run, and the run done (a grid's runs keep only these)."""
+def store_figures(backtest: Backtest, bars: Bars, result: Result) -> bool:
+    """The figures and curve of a run, and the run done (a grid's runs keep only these). Only a
+    run still running is done: one the sweep ended meanwhile stays ended (False)."""
     shown = figures(bars, result, backtest.capital)
-    backtest.bar_count = len(bars)
-    backtest.first_bar_at = _at(bars, 0)
-    backtest.last_bar_at = _at(bars, len(bars) - 1)
-    backtest.metrics = shown.metrics
-    backtest.equity = shown.equity
-    backtest.drawdown = shown.drawdown
-    backtest.finished_at = timezone.now()
-    backtest.status = Backtest.Status.DONE
-    backtest.progress = 100
-    backtest.message = ""
-    backtest.save(
-        update_fields=[
-            "bar_count", "first_bar_at", "last_bar_at", "metrics", "equity", "drawdown",
-            "finished_at",
-            "status", "progress", "message",
-        ]
-    )  # fmt: skip
+    fields = {
+        "bar_count": len(bars),
+        "first_bar_at": _at(bars, 0),
+        "last_bar_at": _at(bars, len(bars) - 1),
+        "metrics": shown.metrics,
+        "equity": shown.equity,
+        "drawdown": shown.drawdown,
+        "finished_at": timezone.now(),
+        "status": Backtest.Status.DONE,
+        "progress": 100,
+        "message": "",
+    }
+    if not Backtest.objects.filter(pk=backtest.pk, status=Backtest.Status.RUNNING).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(backtest, name, value)
+    return True
 
 
 # --- from a result to a bot -----------------------------------------------------------------

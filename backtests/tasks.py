@@ -2,10 +2,6 @@
 
 from datetime import timedelta
 
-# Loaded by every worker before it forks its pool processes, so they share its pages instead of
-# each importing it (and scipy.stats, ~63 MB) privately at its first backtest; the web process
-# never imports this module and never loads it (backtests.metrics imports it when it computes).
-import empyrical  # noqa: F401
 from celery import shared_task
 from django.utils import timezone
 
@@ -31,11 +27,13 @@ def run_optimisation_chunk(optimisation_id: str, backtest_ids: list[str]) -> Non
     optimisation.run_chunk(optimisation_id, backtest_ids)
 
 
+# Finishing a grid it finds settled runs its out-of-sample test (seconds per grid).
+SWEEP_SOFT_LIMIT_SECONDS, SWEEP_HARD_LIMIT_SECONDS = 540, 570
 # Twice the longest a run may take: anything older still queued or running was abandoned.
 ABANDONED_AFTER = timedelta(seconds=2 * RUN_HARD_LIMIT_SECONDS)
 
 
-@shared_task(soft_time_limit=60, time_limit=90)
+@shared_task(soft_time_limit=SWEEP_SOFT_LIMIT_SECONDS, time_limit=SWEEP_HARD_LIMIT_SECONDS)
 def fail_abandoned_runs() -> int:
     """Beat's sweep for runs whose worker died (a killed worker leaves them running)."""
     return optimisation.fail_abandoned_runs(older_than=timezone.now() - ABANDONED_AFTER)

@@ -235,7 +235,9 @@ def test_runs_abandoned_by_a_dead_worker_end_as_failed_and_their_grid_finishes(
 
     monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
     run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9, 10")
-    Backtest.objects.filter(pk=lost[0][0]).update(status=Backtest.Status.RUNNING)
+    Backtest.objects.filter(pk=lost[0][0]).update(
+        status=Backtest.Status.RUNNING, started_at=timezone.now()
+    )
     single = Backtest.objects.create(
         name="Alone", symbol="AAPL", timeframe="5Min", strategy={}, capital=1000,
         slippage_bps=5, start=run.created_at, end=run.created_at,
@@ -248,4 +250,51 @@ def test_runs_abandoned_by_a_dead_worker_end_as_failed_and_their_grid_finishes(
     single.refresh_from_db()
     assert single.status == Backtest.Status.FAILED and "worker stopped" in single.message
     run.refresh_from_db()
-    assert run.completed == 3 and run.status == Optimisation.Status.DONE and run.finished_at
+    assert run.completed == 3 and run.finished_at
+    assert run.status == Optimisation.Status.FAILED
+    assert run.message == "None of the 3 combinations ran."
+
+
+def test_the_sweep_finishes_grids_whose_last_chunk_died_and_closes_stuck_ones(
+    user_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    chunks = []
+
+    def run_now(optimisation_id):
+        optimisation.start(optimisation_id, lambda opt_id, ids: chunks.append(ids))
+
+    monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
+    run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9")
+    # The chunk stored both runs, then its worker died before counting them.
+    monkeypatch.setattr(optimisation, "_count_and_maybe_finish", lambda pk: None)
+    optimisation.run_chunk(str(run.pk), chunks[0])
+    monkeypatch.undo()
+    stuck = Optimisation.objects.create(
+        name="Stuck", base={}, grid={}, metric="sharpe", status=Optimisation.Status.DONE
+    )
+
+    optimisation.fail_abandoned_runs(older_than=timezone.now() + timedelta(seconds=1))
+
+    run.refresh_from_db()
+    assert run.status == Optimisation.Status.DONE and run.finished_at and run.completed == 2
+    stuck.refresh_from_db()
+    assert stuck.finished_at and stuck.message == "The out-of-sample test did not finish."
+
+
+def test_a_run_the_sweep_ended_stays_ended_when_its_chunk_comes_back(finished_backtest):
+    from backtests import services
+    from backtests.simulation import simulate
+
+    backtest = services.request_backtest(validate_backtest(backtest_input()), enqueue=False)
+    Backtest.objects.filter(pk=backtest.pk).update(
+        status=Backtest.Status.FAILED, message=optimisation.ABANDONED
+    )
+    bars = optimisation.bar_data
+    bars.ensure_bars("AAPL", "5Min", backtest.start, backtest.end)
+    loaded = bars.load_bars("AAPL", "5Min", backtest.start, backtest.end)
+    assert (
+        services.store_figures(backtest, loaded, simulate(services.params_of(backtest), loaded))
+        is False
+    )
+    backtest.refresh_from_db()
+    assert backtest.status == Backtest.Status.FAILED and backtest.metrics == {}
