@@ -176,16 +176,14 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         sys.exit("--database-url must be a PostgreSQL server (postgres://...)")
-    test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    from bench.throwaway import throwaway_database
+
+    with throwaway_database():
         start, end = store_year()
         bars = measure_load(start, end, args.repeat)
         measure_single(bars, args.repeat)
         if not args.skip_grid:
             measure_grid(args, start, end)
-    finally:
-        connection.close()
-        connection.creation.destroy_test_db(test_database, verbosity=0)
 
 
 # --- the data ---------------------------------------------------------------------------------

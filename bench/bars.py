@@ -43,20 +43,10 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.db import connection
+    from bench.throwaway import throwaway_database
 
-    test_database = None
-    if args.database_url:
-        test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    else:
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-    try:
+    with throwaway_database():
         run(args)
-    finally:
-        if test_database:
-            connection.creation.destroy_test_db(test_database, verbosity=0)
 
 
 def run(args) -> None:

@@ -96,17 +96,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.db import connection
+    from bench.throwaway import throwaway_database
 
-    test_database = None
-    if args.database_url:
-        # A test_ database of its own on that server, dropped at the end.
-        test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    else:
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-    try:
+    with throwaway_database():
         if args.alpaca:
             run_against_fake_alpaca(args)
         elif args.all_trade and args.workers:
@@ -115,9 +107,6 @@ def main() -> None:
             run_all_trade(args)
         else:
             run_mixed(args)
-    finally:
-        if test_database:
-            connection.creation.destroy_test_db(test_database, verbosity=0)
 
 
 def create_bots(args, strategies: list[dict]) -> list[str]:

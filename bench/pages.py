@@ -215,9 +215,9 @@ def main() -> None:
     from django.test import Client
 
     from bench.load import seed
+    from bench.throwaway import throwaway_database
 
-    test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with throwaway_database():
         started = time.perf_counter()
         seed(args)
         seed_runs(args)
@@ -242,9 +242,6 @@ def main() -> None:
                 f"| {label:38} | {result['median']:9.1f} | {result['best']:7.1f} | "
                 f"{result['queries']:7} | {result['bytes'] / 1024:.0f} |"
             )
-    finally:
-        connection.close()
-        connection.creation.destroy_test_db(test_database, verbosity=0)
 
 
 if __name__ == "__main__":
