@@ -6,7 +6,7 @@ complete, so a night or a holiday (no bars) is not mistaken for a range never fe
 """
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -52,6 +52,15 @@ class ImportedBars:
 # The newest minutes are not fetched: a data feed may not have published them yet (SIP on a
 # free plan does not serve them at all), and a covered span must really be complete.
 RECENT_MARGIN = timedelta(minutes=15)
+
+
+def historical_bars(symbol: str, timeframe: TimeFrame, bars) -> Iterator[HistoricalBar]:
+    """The gateway's bars as rows to store."""
+    for bar in bars:
+        yield HistoricalBar(
+            symbol=symbol, timeframe=timeframe.value, timestamp=bar.timestamp, open=bar.open,
+            high=bar.high, low=bar.low, close=bar.close, volume=bar.volume,
+        )  # fmt: skip
 
 
 def missing_spans(
@@ -126,19 +135,7 @@ def ensure_bars(
                 ) from error
             with transaction.atomic():
                 HistoricalBar.objects.bulk_create(
-                    (
-                        HistoricalBar(
-                            symbol=symbol,
-                            timeframe=timeframe.value,
-                            timestamp=bar.timestamp,
-                            open=bar.open,
-                            high=bar.high,
-                            low=bar.low,
-                            close=bar.close,
-                            volume=bar.volume,
-                        )
-                        for bar in bars
-                    ),
+                    historical_bars(symbol, timeframe, bars),
                     batch_size=INSERT_BATCH_SIZE,
                     ignore_conflicts=True,
                 )

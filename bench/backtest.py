@@ -165,13 +165,9 @@ def parse_args():
 
 def main() -> None:
     args = parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradebots.settings")
-    os.environ["ALPACA_API_KEY"] = os.environ["ALPACA_SECRET_KEY"] = ""
-    os.environ["DEBUG"] = "false"
-    import django
+    from bench.throwaway import setup_django
 
-    django.setup()
+    setup_django(args.database_url)
     from django.db import connection
 
     if connection.vendor != "postgresql":

@@ -52,7 +52,7 @@ def main() -> None:
 def run(args) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from backtests.bars import load_bars
+    from backtests.bars import historical_bars, load_bars
     from backtests.models import HistoricalBar
     from tradebots.broker import TimeFrame
     from tradebots.broker.paper import market
@@ -62,20 +62,7 @@ def run(args) -> None:
     began = time.perf_counter()
     bars = market.bars_between("AAPL", TimeFrame.MIN_1, start, end)
     HistoricalBar.objects.bulk_create(
-        (
-            HistoricalBar(
-                symbol="AAPL",
-                timeframe=TimeFrame.MIN_1.value,
-                timestamp=bar.timestamp,
-                open=bar.open,
-                high=bar.high,
-                low=bar.low,
-                close=bar.close,
-                volume=bar.volume,
-            )
-            for bar in bars
-        ),
-        batch_size=2000,
+        historical_bars("AAPL", TimeFrame.MIN_1, bars), batch_size=2000
     )
     print(f"stored {len(bars):,} bars in {time.perf_counter() - began:.1f} s")
 

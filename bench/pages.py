@@ -21,7 +21,6 @@ figures are cached for ``ACCOUNT_REFRESH_SECONDS`` as in production.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -203,13 +202,9 @@ def measure(client, label: str, path: str, headers: dict, repeat: int) -> dict:
 
 def main() -> None:
     args = parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradebots.settings")
-    os.environ["ALPACA_API_KEY"] = os.environ["ALPACA_SECRET_KEY"] = ""
-    os.environ["DEBUG"] = "false"
-    import django
+    from bench.throwaway import setup_django
 
-    django.setup()
+    setup_django(args.database_url)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client

@@ -3,6 +3,18 @@ its own on the configured server (created here, dropped at the end, so a benchma
 real data); on SQLite the configured file, migrated."""
 
 import contextlib
+import os
+
+
+def setup_django(database_url: str) -> None:
+    """Django on ``database_url`` with the paper exchange (no Alpaca keys), DEBUG off."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradebots.settings")
+    os.environ["ALPACA_API_KEY"] = os.environ["ALPACA_SECRET_KEY"] = ""
+    os.environ["DEBUG"] = "false"
+    import django
+
+    django.setup()
 
 
 @contextlib.contextmanager
