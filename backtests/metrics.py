@@ -342,20 +342,23 @@ def thin(times: np.ndarray, values: np.ndarray, max_points: int = 2000) -> list[
         raise ValueError(f"A thinned series keeps at least 3 points, not {max_points}.")
     if len(times) != len(values):
         raise ValueError(f"{len(times)} times for {len(values)} values.")
-    times_list = np.asarray(times).tolist()
-    values_list = np.asarray(values, dtype=float).tolist()
-    count = len(times_list)
+    times, values = np.asarray(times), np.asarray(values, dtype=float)
+    count = len(times)
     if count <= max_points:
-        keep = range(count)
+        keep = np.arange(count)
     else:
-        values_array = np.asarray(values, dtype=float)
         edges = np.linspace(1, count, (max_points - 1) // 2 + 1).astype(int)
-        keep = [0]
-        for first, end in zip(edges[:-1], edges[1:], strict=True):
-            if first == end:
-                continue
-            lowest = first + int(np.argmin(values_array[first:end]))
-            if lowest != end - 1:
-                keep.append(lowest)
-            keep.append(end - 1)
-    return [[int(times_list[index]), values_list[index]] for index in keep]
+        starts, ends = edges[:-1], edges[1:]
+        starts, ends = starts[starts < ends], ends[starts < ends]
+        # The buckets side by side, padded to the longest with +inf, so one argmin finds every
+        # bucket's (first) lowest point: a loop over the buckets took a third of a grid run.
+        index = starts[:, None] + np.arange((ends - starts).max())
+        padded = np.where(index < ends[:, None], values[np.minimum(index, count - 1)], np.inf)
+        lowest, last = starts + padded.argmin(axis=1), ends - 1
+        pairs = np.column_stack((lowest, last)).ravel()
+        distinct = np.column_stack((lowest != last, np.ones_like(last, dtype=bool))).ravel()
+        keep = np.concatenate(([0], pairs[distinct]))
+    return [
+        [int(time), value]
+        for time, value in zip(times[keep].tolist(), values[keep].tolist(), strict=True)
+    ]

@@ -15,7 +15,7 @@ import itertools
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -266,11 +266,13 @@ def start(optimisation_id, dispatch) -> None:
             base.symbol, base.timeframe, base.start, base.end,
             progress=lambda done: _set(optimisation, message=f"Fetching bars ({done:.0%})"),
         )  # fmt: skip
-        bars = bar_data.load_bars(base.symbol, base.timeframe, base.start, base.end)
-        if len(bars) < 2:
+        count = bar_data.count_bars(base.symbol, base.timeframe, base.start, base.end)
+        if count < 2:
             raise NotEnoughBars("The range holds too few bars to split.")
-        split_index = max(1, min(len(bars) - 1, len(bars) * optimisation.in_sample_pct // 100))
-        split_at = datetime.fromtimestamp(int(bars.time[split_index]), tz=UTC)
+        split_index = max(1, min(count - 1, count * optimisation.in_sample_pct // 100))
+        split_at = bar_data.time_of_bar(
+            base.symbol, base.timeframe, base.start, base.end, split_index
+        )
         with transaction.atomic():
             runs = [
                 new_backtest(

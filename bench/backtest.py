@@ -43,38 +43,47 @@ Then it measures, printing the numbers:
    (USS: what it shares neither with the worker's main process it was forked from nor with
    other processes mapping the same libraries); at the end, the resident memory of a fresh
    interpreter with a worker's imports and nothing run. Targets (issue 16): <= 10 s with two
-   workers, <= 200 MB per worker process.
+   workers, <= 200 MB per worker process (the pool processes, which run the grid).
 
-Measured on this 2-core machine (2026-11-30, PostgreSQL, shared with other work: load 1.2-1.4),
-``make bench-backtest``, two runs:
-- import_csv of the 97,500 bars 5.8 s; load_bars 0.275-0.278 s (median).
-- "all six": simulate warm 0.039-0.047 s (2.1-2.5 million bars/s), metrics.compute 0.004 s,
-  together 0.043-0.051 s: the 0.3 s target is met six times over, so simulate was left as it
-  is; cold 0.053-0.055 s (up to 0.28 s in earlier runs on a busier machine). 1 trade.
-  "all six, loose levels": together 0.051 s, 101 trades. "RSI only": simulate 0.078-0.079 s
-  (1.2 million bars/s) + metrics 0.010 s, 2,243 trades; backtesting.py: 0.9 s.
-- The grid (``--grid rsi``): cold median 2.85-2.86 s (six rounds 2.78-3.03 s), warm median
-  2.44-2.56 s: the 10 s target is met (before the ranking change below, with the machine
-  busier, load ~2: 3.3-5.0 s). start() (load_bars, 100 runs created, 10 chunks dispatched)
-  takes 0.40-0.57 s of it.
-- Peak RSS per worker process: 215-216 MB at first, over the 200 MB target; private memory
-  110-112 MB. That is the imports: daphne was an installed app and brought twisted (+29 MB) into
-  every worker; it no longer is (the web process is daphne itself). Workers import empyrical
-  before forking (backtests/tasks.py), the web process never does. Now: the worker's main
-  process 207 MB before any grid, a pool process peaks at 208-209 MB (private 108-110 MB);
-  grid cold median 3.54-3.71 s, warm 3.33-3.63 s (machine busier). What remains over 200 MB:
-  numpy and pandas (+56 MB), scipy.stats through empyrical (+61 MB, the issue's library),
-  ninja as an installed app for its docs files (+25 MB), redis, psycopg, Celery and Django.
+Measured (2026-11-30, PostgreSQL, ``make bench-backtest``, three rounds) on a 2-core machine
+slower than the issue's: backtesting.py 0.6.6 takes 1.4-1.6 s here for the RSI-only year (the
+issue quotes 0.9 s), measured in a separate virtualenv on the same bars (RSI 14, 30/70).
+- import_csv of the 97,500 bars 15 s; load_bars 0.63-0.74 s.
+- "all six": simulate warm 0.103 s (0.95 million bars/s) + metrics.compute 0.009 s = 0.112 s,
+  cold 0.153 s: the 0.3 s target is met. "all six, loose levels" 0.114 s, 101 trades.
+  "RSI only" 0.167 s, 2,243 trades (backtesting.py here: 1.4-1.6 s).
+- The grid (``--grid rsi``): cold median 7.26 s (7.25-8.84 s), warm median 7.67 s: the 10 s
+  target is met. start() (count the bars, find the split, create 100 runs, dispatch 10 chunks)
+  0.4 s on a warm connection, 1.0 s the first time.
+- Peak RSS of a pool process (the processes that run the grid): 192-193 MB, private memory
+  96-97 MB; the target (<= 200 MB) is met. ``--grid macd`` (one round): 194 MB, 10.6-11.3 s.
+  The worker's main process, which runs no grid code (it forks the pool and hands out the
+  tasks), is 215 MB: the imports every pool process shares with it (a fresh interpreter with
+  the same imports is 186 MB).
 - What the bench found, and what changed (results unchanged, the tests say so):
   - A worker's indicator cache (bots.strategy.IndicatorCache, kept per range by
     backtests/optimisation.py) held every indicator's lines as well as its votes. With
     ``--grid macd`` (every combination its own MACD) the workers peaked at 300-398 MB (private
     195-276 MB) and kept it while the range stayed cached. It now keeps only the votes, all the
-    simulation reads: 217-225 MB.
+    simulation reads.
   - Ranking a grid (optimisation.ranked(), in the worker that finishes it) loaded the hundred
-    runs' equity curves, 2,000 points each, that it never reads: that worker peaked at
-    239-240 MB, the other at 215 MB. Deferred: both 215-216 MB, and the grid 0.3 s faster
-    (same load: cold 3.1-3.3 s -> 2.8-3.0 s, warm 2.8-2.9 s -> 2.4-2.7 s).
+    runs' equity curves, 2,000 points each, that it never reads: that worker peaked 24 MB above
+    the other. Deferred.
+  - daphne was an installed app and brought twisted (+29 MB) into every worker; it no longer is
+    (the web process is daphne itself).
+  - The pool processes peaked at 208-210 MB, 55 MB above what they start with. Where it went,
+    read off /proc/<pid>/smaps during a grid: load_bars fetched the whole range at once, ~40 MB
+    of rows and Python floats on the way to 4 MB of arrays, and the heap kept much of it (now a
+    server-side cursor, 2,000 rows a batch: +10 MB at its peak, and 0.1 s slower for the year);
+    start() loaded the whole year only to find the split bar (now two indexed queries); every run
+    held its bars as five Python lists (~8 MB; now converted 4,096 bars at a time), all
+    thirteen indicator lines until the vote (now each dropped after its vote), and a copy of the
+    prices for pandas (3 MB; now the arrays themselves); the chart thinning converted the whole
+    curve to Python lists twice per run. Pool processes also each imported channels_redis and
+    with it cryptography (6 MB, and 5 MB of its library touched); the worker now imports it
+    before forking, with empyrical. Together: 208-210 MB -> 192-193 MB.
+  - The chart thinning (metrics.thin) looped over its 1,000 buckets: a third of a grid run's
+    time. One argmin over the buckets side by side: a chunk of ten runs 1.4 s -> 0.9 s here.
 
 Redis: run it through ``make`` (tradebots.run_with_redis starts a private embedded Redis), or with
 REDIS_URL of a Redis no other worker of another database listens on: the grid's tasks go to

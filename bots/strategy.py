@@ -216,17 +216,25 @@ IndicatorCache = dict[tuple[str, IndicatorConfig], _Computed]
 
 
 def _compute_all(
-    strategy: StrategyConfig, prices: pd.DataFrame, cache: IndicatorCache | None = None
+    strategy: StrategyConfig,
+    prices: pd.DataFrame,
+    cache: IndicatorCache | None = None,
+    keep_lines: bool = True,
 ) -> dict[str, _Computed]:
+    """Every enabled indicator over ``prices``. Without ``keep_lines`` only the votes are kept,
+    each indicator's lines dropped as soon as it has voted: a year of minute bars with all six
+    indicators would otherwise hold thirteen float lines at once in every backtest."""
     computed = {}
     for key in strategy.enabled_indicators:
         config = strategy.config(key)
         if cache is not None and (key, config) in cache:
             computed[key] = cache[(key, config)]
             continue
-        computed[key] = _COMPUTE[key](config, prices)
+        result = _COMPUTE[key](config, prices)
+        votes_only = _Computed({}, buy=result.buy, sell=result.sell)
+        computed[key] = result if keep_lines else votes_only
         if cache is not None:
-            cache[(key, config)] = _Computed({}, buy=computed[key].buy, sell=computed[key].sell)
+            cache[(key, config)] = votes_only
     return computed
 
 
@@ -284,7 +292,7 @@ def signal_series(
 ) -> SignalSeries:
     """The buy and sell rules on every bar of ``prices`` (prices_frame()). A bar before the
     warm-up never fires: with fewer bars than warmup_bars() a rule has no value to vote on."""
-    computed = _compute_all(strategy, prices, cache)
+    computed = _compute_all(strategy, prices, cache, keep_lines=False)
     return _signal_series(strategy, computed, len(prices))
 
 

@@ -12,7 +12,10 @@ app.autodiscover_tasks()
 
 @worker_init.connect
 def _import_before_forking(**kwargs):
-    """Every worker imports empyrical (and scipy.stats, ~60 MB) once before it forks its pool
-    processes, so they share its pages instead of each importing it at its first backtest; the
-    web process never does (backtests.metrics imports it where figures are computed)."""
+    """Every worker imports, once before it forks its pool processes, what they all import
+    anyway, so they share its pages instead of each holding its own copy: empyrical (and
+    scipy.stats, ~60 MB), which the web process never imports (backtests.metrics imports it
+    where figures are computed), and the channel layer's Redis backend, which brings
+    cryptography (~6 MB, and ~5 MB of its library each process would otherwise touch)."""
+    import channels_redis.core  # noqa: F401
     import empyrical  # noqa: F401

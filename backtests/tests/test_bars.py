@@ -272,3 +272,33 @@ def test_the_time_of_the_bar_some_bars_before_a_moment(db):
     assert before("AAPL", TimeFrame.HOUR_1, times[4], 1) == times[3]
     assert before("AAPL", TimeFrame.HOUR_1, times[4], 3) == times[1]
     assert before("AAPL", TimeFrame.HOUR_1, times[4], 9) == times[0]  # fewer: the first
+
+
+@pytest.mark.django_db
+def test_bars_load_a_batch_at_a_time_with_the_same_result(monkeypatch):
+    start = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    end = start + 103 * timedelta(minutes=5)
+    ensure_bars("AAPL", TimeFrame.MIN_5, start, end)
+    whole = load_bars("AAPL", TimeFrame.MIN_5, start, end)
+
+    monkeypatch.setattr(bar_service, "LOAD_BATCH_SIZE", 10)
+    batched = load_bars("AAPL", TimeFrame.MIN_5, start, end)
+
+    assert len(whole) == 103
+    for name in ("time", "open", "high", "low", "close"):
+        assert np.array_equal(getattr(batched, name), getattr(whole, name))
+        assert getattr(batched, name).dtype == getattr(whole, name).dtype
+
+
+def test_counting_stored_bars_and_finding_the_nth_without_loading_them(db):
+    times = [MONDAY + index * HOUR for index in range(5)]
+    HistoricalBar.objects.bulk_create(
+        HistoricalBar(symbol="AAPL", timeframe="1Hour", timestamp=time, open=1, high=1, low=1,
+                      close=1)
+        for time in times
+    )  # fmt: skip
+    after_first = times[1]
+    assert bar_service.count_bars("AAPL", TimeFrame.HOUR_1, after_first, times[4]) == 3
+    assert bar_service.count_bars("MSFT", TimeFrame.HOUR_1, times[0], times[4]) == 0
+    assert bar_service.time_of_bar("AAPL", TimeFrame.HOUR_1, after_first, times[4], 0) == times[1]
+    assert bar_service.time_of_bar("AAPL", TimeFrame.HOUR_1, after_first, times[4], 2) == times[3]

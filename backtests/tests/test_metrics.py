@@ -458,6 +458,22 @@ def test_a_long_series_keeps_its_ends_and_its_deepest_fall():
     json.dumps(points)
 
 
+def test_thinning_keeps_each_buckets_first_lowest_point_and_its_last():
+    count, max_points = 10_007, 101
+    times = START + 60 * np.arange(count, dtype=np.int64)
+    values = np.round(np.random.default_rng(3).normal(size=count).cumsum())  # many ties
+    edges = np.linspace(1, count, (max_points - 1) // 2 + 1).astype(int)
+    expected = [0]
+    for first, end in zip(edges[:-1], edges[1:], strict=True):
+        bucket = values[first:end].tolist()
+        lowest = first + bucket.index(min(bucket))
+        expected += [lowest, end - 1] if lowest != end - 1 else [end - 1]
+
+    points = metrics.thin(times, values, max_points=max_points)
+
+    assert points == [[int(times[index]), float(values[index])] for index in expected]
+
+
 def test_thinning_to_too_few_points_is_refused():
     with pytest.raises(ValueError, match="at least 3"):
         metrics.thin(np.arange(10), np.arange(10), max_points=2)

@@ -195,7 +195,7 @@ def test_a_grid_whose_bars_cannot_be_read_fails_with_the_reason(
     def broken(*args, **kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(optimisation.bar_data, "load_bars", broken)
+    monkeypatch.setattr(optimisation.bar_data, "count_bars", broken)
     with pytest.raises(RuntimeError):
         post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9")
     run = Optimisation.objects.get()

@@ -10,6 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from backtests import simulation
 from backtests.simulation import END_OF_BACKTEST, Bars, NotEnoughBars, Params, simulate
 from bots.schema import StrategyConfig
 from bots.strategy import stop_loss_reason, take_profit_reason
@@ -191,3 +192,25 @@ def test_commission_is_charged_on_both_fills_and_comes_off_the_pnl():
     assert trade.commission == Decimal("1.89")
     assert trade.pnl == Decimal("88.11")
     assert simulate(params(), bars).trades[0].commission == 0  # none by default, as Alpaca
+
+
+def test_the_bars_are_walked_a_block_at_a_time_with_the_same_result(monkeypatch):
+    # A random walk with wicks: trades by signal, stop-loss and take-profit, across blocks.
+    walk = np.random.default_rng(7)
+    closes = np.round(100 + np.cumsum(walk.normal(0, 0.6, 600)), 2).tolist()
+    highs = {index: close + 1.5 for index, close in enumerate(closes) if index % 7 == 0}
+    lows = {index: close - 1.5 for index, close in enumerate(closes) if index % 11 == 0}
+    bars = make_bars(closes, highs=highs, lows=lows)
+    levels = params(stop_loss_pct=Decimal(1), take_profit_pct=Decimal(1))
+
+    closes_before = bars.close.copy()
+    whole = simulate(levels, bars)
+    assert np.array_equal(bars.close, closes_before)  # the indicators read the arrays uncopied
+    monkeypatch.setattr(simulation, "LOOP_BLOCK_BARS", 5)
+    in_blocks = simulate(levels, bars)
+
+    kinds = {trade.exit_reason.split(" (")[0] for trade in whole.trades}
+    assert kinds >= {"RSI sell signal", "Stop-loss triggered", "Take-profit triggered"}
+    assert len(whole.trades) > 100  # so 5-bar blocks cut through many positions
+    assert in_blocks.trades == whole.trades
+    assert np.array_equal(in_blocks.equity, whole.equity)
