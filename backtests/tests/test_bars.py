@@ -258,15 +258,19 @@ def test_loading_keeps_four_decimal_places_and_an_empty_range_is_empty():
     )
 
 
-def test_the_time_of_the_bar_some_bars_before_a_moment(db):
-    from backtests.models import HistoricalBar
-
-    times = [MONDAY + index * HOUR for index in range(5)]
+def store_hourly_aapl_bars(count: int) -> list[datetime]:
+    """``count`` hourly AAPL bars from MONDAY on; their times."""
+    times = [MONDAY + index * HOUR for index in range(count)]
     HistoricalBar.objects.bulk_create(
         HistoricalBar(symbol="AAPL", timeframe="1Hour", timestamp=time, open=1, high=1, low=1,
                       close=1)
         for time in times
     )  # fmt: skip
+    return times
+
+
+def test_the_time_of_the_bar_some_bars_before_a_moment(db):
+    times = store_hourly_aapl_bars(5)
     before = bar_service.time_of_bar_before
     assert before("AAPL", TimeFrame.HOUR_1, times[4], 0) == times[4]
     assert before("AAPL", TimeFrame.HOUR_1, times[4], 1) == times[3]
@@ -291,12 +295,7 @@ def test_bars_load_a_batch_at_a_time_with_the_same_result(monkeypatch):
 
 
 def test_counting_stored_bars_and_finding_the_nth_without_loading_them(db):
-    times = [MONDAY + index * HOUR for index in range(5)]
-    HistoricalBar.objects.bulk_create(
-        HistoricalBar(symbol="AAPL", timeframe="1Hour", timestamp=time, open=1, high=1, low=1,
-                      close=1)
-        for time in times
-    )  # fmt: skip
+    times = store_hourly_aapl_bars(5)
     after_first = times[1]
     assert bar_service.count_bars("AAPL", TimeFrame.HOUR_1, after_first, times[4]) == 3
     assert bar_service.count_bars("MSFT", TimeFrame.HOUR_1, times[0], times[4]) == 0

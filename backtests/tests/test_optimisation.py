@@ -143,6 +143,18 @@ def run_grid_now(monkeypatch, dispatch_twice=False):
     monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
 
 
+def start_grids_without_running_chunks(monkeypatch) -> list[list[str]]:
+    """Queue grids to start here and hand out their chunks to nobody: the chunks (lists of run
+    ids) are returned for the test to run, or not, as a worker would."""
+    chunks = []
+
+    def start_now(optimisation_id):
+        optimisation.start(optimisation_id, lambda opt_id, ids: chunks.append(ids))
+
+    monkeypatch.setattr("backtests.tasks.run_optimisation.delay", start_now)
+    return chunks
+
+
 def post_grid(user_client, django_capture_on_commit_callbacks, grid, metric="sharpe"):
     data = backtest_form_data(grid=grid, metric=metric, in_sample_pct="60")
     with django_capture_on_commit_callbacks(execute=True):
@@ -228,12 +240,7 @@ def test_runs_abandoned_by_a_dead_worker_end_as_failed_and_their_grid_finishes(
     user_client, django_capture_on_commit_callbacks, monkeypatch
 ):
     """A worker killed mid-chunk leaves its runs running: the sweep ends them and the grid."""
-    lost = []
-
-    def run_now(optimisation_id):
-        optimisation.start(optimisation_id, lambda opt_id, ids: lost.append(ids))
-
-    monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
+    lost = start_grids_without_running_chunks(monkeypatch)
     run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9, 10")
     Backtest.objects.filter(pk=lost[0][0]).update(
         status=Backtest.Status.RUNNING, started_at=timezone.now()
@@ -258,12 +265,7 @@ def test_runs_abandoned_by_a_dead_worker_end_as_failed_and_their_grid_finishes(
 def test_the_sweep_finishes_grids_whose_last_chunk_died_and_closes_stuck_ones(
     user_client, django_capture_on_commit_callbacks, monkeypatch
 ):
-    chunks = []
-
-    def run_now(optimisation_id):
-        optimisation.start(optimisation_id, lambda opt_id, ids: chunks.append(ids))
-
-    monkeypatch.setattr("backtests.tasks.run_optimisation.delay", run_now)
+    chunks = start_grids_without_running_chunks(monkeypatch)
     run = post_grid(user_client, django_capture_on_commit_callbacks, "rsi.period = 8, 9")
     # The chunk stored both runs, then its worker died before counting them.
     monkeypatch.setattr(optimisation, "_count_and_maybe_finish", lambda pk: None)
